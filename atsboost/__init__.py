@@ -1,0 +1,43 @@
+"""atsboost: a production-grade PostgreSQL layer for SQLAlchemy applications.
+
+Importing the package is cheap and connects to nothing: the settings (and with
+them SQLAlchemy) load on first use, so ``atsboost-db --help`` starts quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
+
+from atsboost.errors import (
+    AtsboostError,
+    ConfigurationError,
+    DatabaseUnavailableError,
+    EmbeddedServerError,
+)
+
+if TYPE_CHECKING:
+    from atsboost.settings import Environment, Settings, get_settings, load_settings
+
+__version__ = _version("atsboost")
+
+__all__ = [
+    "AtsboostError",
+    "ConfigurationError",
+    "DatabaseUnavailableError",
+    "EmbeddedServerError",
+    "Environment",
+    "Settings",
+    "__version__",
+    "get_settings",
+    "load_settings",
+]
+
+_LAZY = {"Environment", "Settings", "get_settings", "load_settings"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module("atsboost.settings"), name)
+    raise AttributeError(f"module 'atsboost' has no attribute {name!r}")

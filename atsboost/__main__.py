@@ -1,0 +1,3 @@
+from atsboost.cli import main
+
+main()

@@ -1,0 +1,160 @@
+"""``atsboost-db``: a thin click layer over the library.
+
+Library errors become one readable line and exit code 1 here, and only here;
+``--debug`` shows the traceback. Heavy modules load inside the commands so that
+``atsboost-db --help`` starts as fast as ``alembic --help``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from typing import Any
+
+import click
+
+from atsboost.errors import AtsboostError
+
+logger = logging.getLogger(__name__)
+
+
+class _Group(click.Group):
+    """Turn AtsboostError into ``Error: ...`` and exit code 1, with a traceback under --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AtsboostError as exc:
+            if ctx.meta.get("atsboost.debug"):
+                traceback.print_exc()
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Log everything and show tracebacks.")
+@click.version_option(package_name="atsboost")
+@click.pass_context
+def cli(ctx: click.Context, *, debug: bool) -> None:
+    """Run, inspect and maintain the PostgreSQL database of an atsboost application.
+
+    Settings come from the environment (ATSBOOST_ENV or NODE_ENV, DATABASE_URL,
+    DATABASE_SSL, DATABASE_POOL_SIZE, ...): run `atsboost-db config` to see them.
+    """
+    ctx.meta["atsboost.debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not debug:
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--connect", is_flag=True, help="Also connect and describe the server.")
+def config(*, as_json: bool, connect: bool) -> None:
+    """Show the effective settings: environment, database, SSL, pool and timeouts."""
+    from atsboost import db
+    from atsboost.engine import server_info
+    from atsboost.settings import get_settings
+
+    settings = get_settings()
+    described = _describe(settings)
+    if connect:
+        engine = db.get_engine()
+        described["database_url"] = engine.url.render_as_string(hide_password=True)
+        described["server"] = vars(server_info(engine))
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+    else:
+        click.echo(_render(described))
+
+
+@cli.group("dev-db")
+def dev_db() -> None:
+    """Manage the embedded development PostgreSQL (used when DATABASE_URL is unset)."""
+
+
+@dev_db.command("url")
+def dev_db_url() -> None:
+    """Start the embedded server if needed and print its URL (for psql or DATABASE_URL)."""
+    from atsboost import embedded
+    from atsboost.settings import get_settings
+
+    url = embedded.ensure_running(get_settings().embedded_dir)
+    click.echo(url.set(drivername="postgresql").render_as_string(hide_password=True))
+
+
+@dev_db.command("stop")
+def dev_db_stop() -> None:
+    """Stop the embedded server (its data stays; the next command starts it again)."""
+    from atsboost import embedded
+    from atsboost.settings import get_settings
+
+    directory = get_settings().embedded_dir
+    if embedded.stop(directory):
+        click.echo(f"stopped the embedded PostgreSQL in {directory}")
+    else:
+        click.echo(f"the embedded PostgreSQL in {directory} is not running")
+
+
+def _describe(settings: Any) -> dict[str, Any]:
+    pool = settings.pool
+    return {
+        "environment": settings.environment.value,
+        "environment_origin": settings.environment_origin,
+        "database_url": settings.masked_url,
+        "embedded": settings.embedded,
+        "embedded_dir": str(settings.embedded_dir) if settings.embedded else None,
+        "ssl": {
+            "mode": settings.ssl.mode,
+            "root_cert": settings.ssl.root_cert,
+            "origin": settings.ssl.origin,
+        },
+        "pool": {
+            "size": pool.size,
+            "max_overflow": pool.max_overflow,
+            "timeout_seconds": pool.timeout,
+            "idle_timeout_seconds": pool.idle_timeout,
+            "size_origin": pool.size_origin,
+        },
+        "statement_timeout_ms": settings.statement_timeout_ms,
+        "connect_timeout_seconds": settings.connect_timeout,
+        "application_name": settings.application_name,
+        "warnings": list(settings.warnings),
+    }
+
+
+def _render(d: dict[str, Any]) -> str:
+    pool, ssl = d["pool"], d["ssl"]
+    statement = f"{d['statement_timeout_ms']} ms" if d["statement_timeout_ms"] is not None else "none"
+    rows = [
+        ("environment", f"{d['environment']} (from {d['environment_origin']})"),
+        ("database", d["database_url"]),
+        ("embedded", f"yes, data in {d['embedded_dir']}" if d["embedded"] else "no"),
+        ("ssl", f"{ssl['mode'] or 'libpq default (prefer)'} ({ssl['origin']})"),
+        ("ssl root cert", ssl["root_cert"] or "none"),
+        ("pool", f"{pool['size']} connections + {pool['max_overflow']} overflow ({pool['size_origin']})"),
+        ("pool timeout", f"{pool['timeout_seconds']} s waiting for a free connection"),
+        ("idle timeout", f"{pool['idle_timeout_seconds']} s, then an unused connection is closed"),
+        ("statement timeout", statement),
+        ("connect timeout", f"{d['connect_timeout_seconds']} s"),
+        ("application name", d["application_name"]),
+    ]
+    if "server" in d:
+        s = d["server"]
+        rows.append(
+            (
+                "server",
+                f"PostgreSQL {s['version']}, database {s['database']} as {s['user']}, "
+                f"{'SSL' if s['ssl'] else 'no SSL'}, connected in {s['latency_ms']} ms",
+            )
+        )
+    lines = [f"{name:<18} {value}" for name, value in rows]
+    lines += [f"WARNING: {warning}" for warning in d["warnings"]]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="atsboost-db")

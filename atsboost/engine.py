@@ -1,0 +1,122 @@
+"""Turn settings into a SQLAlchemy Engine: one typed translation, one constructor."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import sqlalchemy
+import sqlalchemy.exc
+from sqlalchemy.engine import URL, Engine
+
+from atsboost import embedded
+from atsboost.errors import DatabaseUnavailableError
+from atsboost.pool import IdleTimeoutQueuePool
+from atsboost.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class EngineOptions(TypedDict):
+    """The keyword arguments atsboost passes to ``sqlalchemy.create_engine``."""
+
+    poolclass: type[IdleTimeoutQueuePool]
+    pool_size: int
+    max_overflow: int
+    pool_timeout: float
+    pool_use_lifo: bool
+    idle_timeout: float
+    connect_args: dict[str, Any]
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """Return the libpq connection parameters the settings call for."""
+    args: dict[str, Any] = {
+        "application_name": settings.application_name,
+        "connect_timeout": settings.connect_timeout,
+    }
+    if settings.ssl.mode is not None:
+        args["sslmode"] = settings.ssl.mode
+    if settings.ssl.root_cert is not None and settings.ssl.mode != "disable":
+        args["sslrootcert"] = settings.ssl.root_cert
+    if settings.statement_timeout_ms is not None:
+        args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    return args
+
+
+def engine_options(settings: Settings) -> EngineOptions:
+    """Return the ``create_engine`` arguments for these settings."""
+    return EngineOptions(
+        poolclass=IdleTimeoutQueuePool,
+        pool_size=settings.pool.size,
+        max_overflow=settings.pool.max_overflow,
+        pool_timeout=settings.pool.timeout,
+        pool_use_lifo=True,
+        idle_timeout=settings.pool.idle_timeout,
+        connect_args=connect_args(settings),
+    )
+
+
+def database_url(settings: Settings) -> URL:
+    """Return the URL to connect to, starting the embedded server when settings say so."""
+    if settings.url is not None:
+        return settings.url
+    return embedded.ensure_running(settings.embedded_dir)
+
+
+def create_engine(settings: Settings) -> Engine:
+    """Build an Engine for these settings (connects lazily, on first use)."""
+    url = database_url(settings)
+    engine = sqlalchemy.create_engine(url, **engine_options(settings))
+    logger.info(
+        "engine for %s: %s environment, pool %d+%d, idle timeout %ss",
+        url.render_as_string(hide_password=True),
+        settings.environment.value,
+        settings.pool.size,
+        settings.pool.max_overflow,
+        settings.pool.idle_timeout,
+    )
+    return engine
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What one round trip tells about the server an engine reaches."""
+
+    version: str
+    database: str
+    user: str
+    ssl: bool
+    latency_ms: float
+
+
+def server_info(engine: Engine) -> ServerInfo:
+    """Connect once and describe the server; raise DatabaseUnavailableError if unreachable."""
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(_SERVER_INFO_SQL).one()
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise unavailable(engine.url, exc) from None
+    latency = (time.perf_counter() - started) * 1000
+    return ServerInfo(row.version, row.database, row.user, bool(row.ssl), round(latency, 1))
+
+
+def unavailable(url: URL, exc: sqlalchemy.exc.DBAPIError) -> DatabaseUnavailableError:
+    """Build the error for a failed connection: the driver's reason, never the password."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    return DatabaseUnavailableError(
+        f"cannot connect to {url.render_as_string(hide_password=True)}: {reason}; check that the "
+        "server is running and that DATABASE_URL (host, port, user, password) is right"
+    )
+
+
+_SERVER_INFO_SQL = sqlalchemy.text(
+    "SELECT current_setting('server_version') AS version, current_database() AS database, "
+    "current_user AS user, COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), "
+    "false) AS ssl"
+)

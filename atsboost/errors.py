@@ -1,0 +1,19 @@
+"""The exceptions atsboost raises; every message says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class AtsboostError(Exception):
+    """Base class: catch this to handle any failure atsboost reports."""
+
+
+class ConfigurationError(AtsboostError):
+    """The environment does not describe a usable database configuration."""
+
+
+class EmbeddedServerError(AtsboostError):
+    """The embedded development PostgreSQL could not be started, found or stopped."""
+
+
+class DatabaseUnavailableError(AtsboostError):
+    """The database could not be reached."""

@@ -1,0 +1,140 @@
+"""A QueuePool whose idle timeout is real.
+
+SQLAlchemy's QueuePool keeps an unused connection open forever (``pool_recycle``
+only looks at a connection's age, and only when it is checked out). Here a
+connection that sat in the pool longer than ``idle_timeout`` seconds is closed by
+a background reaper, so it stops holding a server slot, and a checkout never hands
+out one that has expired. The pool is used LIFO so that, under light load, the
+connections at the bottom of the stack really do go idle and get reaped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.util import queue as sqla_queue
+
+logger = logging.getLogger(__name__)
+
+_IDLE_SINCE = "atsboost.idle_since"
+
+
+class IdleTimeoutQueuePool(QueuePool):
+    """QueuePool that closes connections left unused for longer than ``idle_timeout``."""
+
+    # Not keyword-only: create_engine finds pool arguments by positional-or-keyword name.
+    def __init__(self, creator: Any, idle_timeout: float | None = None, **kw: Any) -> None:
+        kw.setdefault("use_lifo", True)
+        super().__init__(creator, **kw)
+        self._idle_timeout = idle_timeout
+        self._stopped = threading.Event()
+        self._reaper_pid: int | None = None
+        self._reaper_lock = threading.Lock()
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds an unused connection may stay open; None means forever."""
+        return self._idle_timeout
+
+    def reap_idle(self) -> int:
+        """Close every pooled connection idle past the timeout; return how many were closed."""
+        if self._idle_timeout is None:
+            return 0
+        held: list[ConnectionPoolEntry] = []
+        while True:
+            try:
+                held.append(self._pool.get_nowait())
+            except sqla_queue.Empty:
+                break
+        closed = 0
+        # Put back the survivors oldest first, so the LIFO order is unchanged.
+        for record in reversed(held):
+            if self._expired(record):
+                self._discard(record)
+                closed += 1
+            else:
+                self._put_back(record)
+        if closed:
+            logger.debug("closed %d connection(s) idle for over %ss", closed, self._idle_timeout)
+        return closed
+
+    def dispose(self) -> None:
+        """Close the pooled connections and stop the reaper."""
+        self._stopped.set()
+        super().dispose()
+
+    def recreate(self) -> QueuePool:
+        """Return a fresh pool with the same settings (used by ``Engine.dispose``)."""
+        self._stopped.set()
+        new = super().recreate()
+        assert isinstance(new, IdleTimeoutQueuePool)
+        new._idle_timeout = self._idle_timeout
+        return new
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+        self._start_reaper()
+        super()._do_return_conn(record)
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        record = super()._do_get()
+        if self._expired(record):
+            # Closing the DBAPI connection makes the entry reconnect on checkout.
+            record.close()
+        return record
+
+    def _expired(self, record: ConnectionPoolEntry) -> bool:
+        if self._idle_timeout is None or record.dbapi_connection is None:
+            return False
+        idle_since = record.info.get(_IDLE_SINCE)
+        return idle_since is not None and time.monotonic() - idle_since > self._idle_timeout
+
+    def _discard(self, record: ConnectionPoolEntry) -> None:
+        try:
+            record.close()
+        finally:
+            self._dec_overflow()
+
+    def _put_back(self, record: ConnectionPoolEntry) -> None:
+        try:
+            self._pool.put_nowait(record)
+        except sqla_queue.Full:
+            self._discard(record)
+
+    def _start_reaper(self) -> None:
+        # A forked worker inherits the flag but not the thread: track the pid.
+        if self._idle_timeout is None or self._reaper_pid == os.getpid():
+            return
+        with self._reaper_lock:
+            if self._reaper_pid == os.getpid():
+                return
+            self._reaper_pid = os.getpid()
+            interval = min(max(self._idle_timeout / 4, 0.1), 5.0)
+            thread = threading.Thread(
+                target=_reap_forever,
+                args=(weakref.ref(self), self._stopped, interval),
+                name="atsboost-pool-reaper",
+                daemon=True,
+            )
+            thread.start()
+
+
+def _reap_forever(
+    pool_ref: weakref.ref[IdleTimeoutQueuePool], stopped: threading.Event, interval: float
+) -> None:
+    """Reap until the pool is disposed or garbage-collected (the thread never keeps it alive)."""
+    while not stopped.wait(interval):
+        pool = pool_ref()
+        if pool is None:
+            return
+        try:
+            pool.reap_idle()
+        except Exception:  # a reaper must never die silently mid-flight
+            logger.exception("closing idle connections failed")
+        del pool

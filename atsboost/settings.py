@@ -1,0 +1,316 @@
+"""Settings: the environment, read once into a frozen object that everything else receives.
+
+This is the only module that reads ``os.environ``. Bad input fails here, at start-up,
+with a message that names the variable, what is wrong with its value and what is
+accepted. The database password never appears in a message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from atsboost.cpus import usable_cpus
+from atsboost.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+DRIVER = "postgresql+psycopg"
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+WEAK_SSL_MODES = frozenset({"disable", "allow", "prefer"})
+_SCHEMES = frozenset({"postgres", "postgresql", DRIVER})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_MAX_PRODUCTION_POOL = 20
+
+
+class Environment(enum.Enum):
+    """Where the application runs; it chooses pool sizes, SSL defaults and safety rules."""
+
+    DEVELOPMENT = "development"
+    TESTING = "testing"
+    PRODUCTION = "production"
+
+
+_ENVIRONMENT_NAMES = {
+    "development": Environment.DEVELOPMENT,
+    "dev": Environment.DEVELOPMENT,
+    "testing": Environment.TESTING,
+    "test": Environment.TESTING,
+    "production": Environment.PRODUCTION,
+    "prod": Environment.PRODUCTION,
+}
+
+# (pool size, idle timeout in seconds); production's size depends on the CPUs.
+_POOL_DEFAULTS = {
+    Environment.DEVELOPMENT: (10, 30),
+    Environment.TESTING: (5, 10),
+    Environment.PRODUCTION: (None, 60),
+}
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """QueuePool limits: at most ``size + max_overflow`` server connections."""
+
+    size: int
+    max_overflow: int
+    timeout: int
+    idle_timeout: int
+    size_origin: str
+
+
+@dataclass(frozen=True)
+class SSLSettings:
+    """The libpq ``sslmode`` to use (None: libpq's own default) and why."""
+
+    mode: str | None
+    root_cert: str | None
+    origin: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything atsboost needs to know about the database, fixed at start-up."""
+
+    environment: Environment
+    environment_origin: str
+    url: URL | None
+    ssl: SSLSettings
+    pool: PoolSettings
+    statement_timeout_ms: int | None
+    connect_timeout: int
+    application_name: str
+    embedded_dir: Path
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def embedded(self) -> bool:
+        """True when no DATABASE_URL is set and the embedded development server is used."""
+        return self.url is None
+
+    @property
+    def masked_url(self) -> str:
+        """The database URL with its password replaced by ``***``."""
+        if self.url is None:
+            return f"embedded PostgreSQL in {self.embedded_dir}"
+        return self.url.render_as_string(hide_password=True)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Return the process's settings, read from ``os.environ`` on first use."""
+    return load_settings(os.environ)
+
+
+def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Settings:
+    """Build settings from an environment mapping; ``cpus`` overrides CPU detection."""
+    env = _Environ(environ)
+    environment, environment_origin = _environment(env)
+    warnings: list[str] = []
+    url, url_ssl_mode, url_root_cert = _database_url(env, environment)
+    ssl = _ssl(env, environment, url, url_ssl_mode, url_root_cert, warnings)
+    settings = Settings(
+        environment=environment,
+        environment_origin=environment_origin,
+        url=url,
+        ssl=ssl,
+        pool=_pool(env, environment, cpus),
+        statement_timeout_ms=env.integer("DATABASE_STATEMENT_TIMEOUT", None, minimum=0),
+        connect_timeout=env.integer("DATABASE_CONNECT_TIMEOUT", 10, minimum=1),
+        application_name=_application_name(env),
+        embedded_dir=Path(env.text("ATSBOOST_EMBEDDED_DIR") or ".atsboost").expanduser().resolve(),
+        warnings=tuple(warnings),
+    )
+    for warning in settings.warnings:
+        logger.warning("%s", warning)
+    return settings
+
+
+def production_pool_size(cpus: int) -> int:
+    """Return the guide's production pool size: two connections per CPU plus one, at most 20."""
+    return min(2 * cpus + 1, _MAX_PRODUCTION_POOL)
+
+
+class _Environ:
+    """Typed, validating access to the environment mapping."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise ConfigurationError(
+            f"{name}={value!r} is not a boolean; use true or false (also accepted: 1/0, yes/no, on/off)"
+        )
+
+    @typing.overload
+    def integer(self, name: str, default: int, *, minimum: int) -> int: ...
+    @typing.overload
+    def integer(self, name: str, default: None, *, minimum: int) -> int | None: ...
+    def integer(self, name: str, default: int | None, *, minimum: int) -> int | None:
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}={value!r} is not a whole number; set it to an integer >= {minimum}"
+            ) from None
+        if number < minimum:
+            raise ConfigurationError(f"{name}={number} is too small; set it to an integer >= {minimum}")
+        return number
+
+
+def _environment(env: _Environ) -> tuple[Environment, str]:
+    for name in ("ATSBOOST_ENV", "NODE_ENV"):
+        value = env.text(name)
+        if value is None:
+            continue
+        try:
+            return _ENVIRONMENT_NAMES[value.lower()], name
+        except KeyError:
+            raise ConfigurationError(
+                f"{name}={value!r} is not a known environment; use development, testing or "
+                "production (or dev, test, prod)"
+            ) from None
+    return Environment.DEVELOPMENT, "default"
+
+
+def _database_url(env: _Environ, environment: Environment) -> tuple[URL | None, str | None, str | None]:
+    """Parse DATABASE_URL; return it without its SSL parameters, and those parameters."""
+    raw = env.text("DATABASE_URL")
+    if raw is None:
+        if environment is not Environment.DEVELOPMENT:
+            raise ConfigurationError(
+                f"DATABASE_URL is not set; it is required in {environment.value}: set it to "
+                "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+            )
+        return None, None, None
+    url = _parse_url(raw)
+    mode = url.query.get("sslmode")
+    root_cert = url.query.get("sslrootcert")
+    if isinstance(mode, tuple) or isinstance(root_cert, tuple):
+        raise ConfigurationError("DATABASE_URL repeats sslmode or sslrootcert; give each once")
+    if mode is not None and mode not in SSL_MODES:
+        raise ConfigurationError(
+            f"DATABASE_URL has sslmode={mode!r}, which libpq does not know; use one of "
+            + ", ".join(SSL_MODES)
+        )
+    return url.difference_update_query(["sslmode", "sslrootcert"]), mode, root_cert
+
+
+def _parse_url(raw: str) -> URL:
+    expected = "expected postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+    try:
+        url = make_url(raw)
+    except ValueError:
+        # Never echo the raw value: it may hold the password.
+        raise ConfigurationError(f"DATABASE_URL has a port that is not a number; {expected}") from None
+    except ArgumentError:
+        raise ConfigurationError(f"DATABASE_URL could not be parsed as a URL; {expected}") from None
+    if url.drivername not in _SCHEMES:
+        raise ConfigurationError(
+            f"DATABASE_URL uses the scheme {url.drivername!r}, but atsboost works with PostgreSQL "
+            "only; use a postgresql:// (or postgres://) URL"
+        )
+    return url.set(drivername=DRIVER)
+
+
+def _ssl(
+    env: _Environ,
+    environment: Environment,
+    url: URL | None,
+    url_mode: str | None,
+    url_root_cert: str | None,
+    warnings: list[str],
+) -> SSLSettings:
+    production = environment is Environment.PRODUCTION
+    root_cert = _root_cert(env.text("DATABASE_SSL_ROOT_CERT"), "DATABASE_SSL_ROOT_CERT")
+    root_cert = root_cert or _root_cert(url_root_cert, "sslrootcert in DATABASE_URL")
+    if env.boolean("DATABASE_DISABLE_SSL", default=False):
+        if production:
+            warnings.append(
+                "DATABASE_DISABLE_SSL=true in production: the database connection is NOT "
+                "encrypted; unset DATABASE_DISABLE_SSL unless the network path is private"
+            )
+        return SSLSettings("disable", None, "DATABASE_DISABLE_SSL=true")
+    if url_mode is not None:
+        if production and url_mode in WEAK_SSL_MODES:
+            warnings.append(
+                f"sslmode={url_mode} in DATABASE_URL in production: the connection may be "
+                "unencrypted; use sslmode=require or verify-full"
+            )
+        return SSLSettings(url_mode, root_cert, "sslmode in DATABASE_URL")
+    explicit = env.text("DATABASE_SSL") is not None
+    if not env.boolean("DATABASE_SSL", default=production):
+        origin = "DATABASE_SSL=false" if explicit else f"DATABASE_SSL unset in {environment.value}"
+        return SSLSettings(None, root_cert, origin)
+    if url is None:
+        raise ConfigurationError(
+            "DATABASE_SSL=true asks for an encrypted connection, but DATABASE_URL is unset and the "
+            "embedded development server has no SSL; set DATABASE_URL or unset DATABASE_SSL"
+        )
+    origin = "DATABASE_SSL=true" if explicit else "production default"
+    if root_cert is not None:
+        return SSLSettings("verify-full", root_cert, f"{origin} with a CA file")
+    return SSLSettings("require", None, origin)
+
+
+def _root_cert(value: str | None, where: str) -> str | None:
+    if value is None or value == "system":
+        return value
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigurationError(
+            f"{where} names {value!r}, which is not a readable file; point it at your server's "
+            "CA certificate (PEM), or unset it"
+        )
+    return str(path.resolve())
+
+
+def _pool(env: _Environ, environment: Environment, cpus: int | None) -> PoolSettings:
+    default_size, idle_timeout = _POOL_DEFAULTS[environment]
+    origin = f"{environment.value} default"
+    if default_size is None:
+        cpus = cpus or usable_cpus()
+        default_size = production_pool_size(cpus)
+        origin = f"production default: min(2 x {cpus} usable CPUs + 1, {_MAX_PRODUCTION_POOL})"
+    size = env.integer("DATABASE_POOL_SIZE", None, minimum=1)
+    return PoolSettings(
+        size=size or default_size,
+        max_overflow=env.integer("DATABASE_MAX_OVERFLOW", 0, minimum=0),
+        timeout=env.integer("DATABASE_POOL_TIMEOUT", 30, minimum=0),
+        idle_timeout=env.integer("DATABASE_IDLE_TIMEOUT", idle_timeout, minimum=1),
+        size_origin="DATABASE_POOL_SIZE" if size is not None else origin,
+    )
+
+
+def _application_name(env: _Environ) -> str:
+    name = env.text("DATABASE_APPLICATION_NAME") or "atsboost"
+    if len(name) > 63 or not name.isascii() or not name.isprintable():
+        raise ConfigurationError(
+            f"DATABASE_APPLICATION_NAME={name!r} is not usable; PostgreSQL keeps at most 63 "
+            "printable ASCII characters, so choose a shorter plain name"
+        )
+    return name

@@ -1,0 +1,166 @@
+"""Test harness: every test that touches a database talks to a real PostgreSQL.
+
+By default the session starts its own embedded server (pgserver, through
+atsboost's own embedded module); with ATSBOOST_TEST_DATABASE_URL set to a
+superuser URL it uses that server instead. pytest-postgresql's no-process
+fixtures then give each test that asks for ``postgresql`` its own database,
+cloned from a template.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pytest_postgresql import factories
+from sqlalchemy.engine import URL, Engine, make_url
+
+from atsboost import embedded
+from atsboost.engine import create_engine
+from atsboost.settings import Settings, load_settings
+
+TEST_URL_VARIABLE = "ATSBOOST_TEST_DATABASE_URL"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Server:
+    """Connection details of the test server, in the shape pytest-postgresql reads."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    maintenance_dbname: str
+    options: str = ""
+    # Per-test databases come from a template that pytest-postgresql builds from this one.
+    template_dbname: str = "template0"
+
+    def url(self, dbname: str) -> URL:
+        """Return a SQLAlchemy URL (TCP or Unix socket) for one database of this server."""
+        if self.host.startswith("/"):
+            query = {"host": self.host, "port": str(self.port)}
+            return URL.create("postgresql+psycopg", self.user, self.password, database=dbname, query=query)
+        return URL.create("postgresql+psycopg", self.user, self.password, self.host, self.port, dbname)
+
+
+def _server_from_url(raw: str) -> Server:
+    url = make_url(raw)
+    return Server(
+        host=url.host or str(url.query.get("host", "/var/run/postgresql")),
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password if isinstance(url.password, str) else None,
+        maintenance_dbname=url.database or "postgres",
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The PostgreSQL server the whole session tests against."""
+    raw = os.environ.get(TEST_URL_VARIABLE)
+    if raw:
+        yield _server_from_url(raw)
+        return
+    directory = tmp_path_factory.mktemp("embedded-server")
+    url = embedded.ensure_running(directory)
+    try:
+        yield Server(
+            host=str(url.query["host"]),
+            port=5432,
+            user="postgres",
+            password=None,
+            maintenance_dbname="postgres",
+        )
+    finally:
+        embedded.stop(directory)
+
+
+postgresql_noproc = factories.postgresql_noproc(depends_on="pg_server", dbname="atsboost_test")
+postgresql = factories.postgresql("postgresql_noproc")
+
+
+@pytest.fixture
+def database_url(pg_server: Server, postgresql: object) -> URL:
+    """URL of this test's own, freshly created database."""
+    info = postgresql.info  # type: ignore[attr-defined]
+    return pg_server.url(info.dbname)
+
+
+@pytest.fixture
+def environ(database_url: URL) -> dict[str, str]:
+    """A testing environment pointing at this test's database."""
+    return {
+        "ATSBOOST_ENV": "testing",
+        "DATABASE_URL": database_url.render_as_string(hide_password=False),
+    }
+
+
+@pytest.fixture
+def make_settings(environ: dict[str, str]) -> Callable[..., Settings]:
+    """Build settings from the test environment plus overrides (variable=value)."""
+
+    def make(**overrides: str) -> Settings:
+        return load_settings({**environ, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def make_engine(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Engine]]:
+    """Build engines from settings overrides; every one is disposed after the test."""
+    engines: list[Engine] = []
+
+    def make(**overrides: str) -> Engine:
+        engine = create_engine(make_settings(**overrides))
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``atsboost-db`` as a user would: a separate process, in an empty directory."""
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("ATSBOOST_", "DATABASE_", "NODE_ENV"))
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "atsboost", *args],
+            env={**base, **(env or {})},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def ca_file_env(tmp_path: Path) -> dict[str, str]:
+    """DATABASE_SSL_ROOT_CERT pointing at a CA file that exists."""
+    path = tmp_path / "ca.pem"
+    path.write_text("-----BEGIN CERTIFICATE-----\n")
+    return {"DATABASE_SSL_ROOT_CERT": str(path)}

@@ -1,0 +1,106 @@
+import json
+
+SECRET = "s3cret-pw-do-not-print"
+
+
+def test_help_lists_the_commands(run_cli):
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("config", "dev-db"):
+        assert command in result.stdout
+
+
+def test_every_command_has_help(run_cli):
+    for args in (["config"], ["dev-db"], ["dev-db", "url"], ["dev-db", "stop"]):
+        result = run_cli(*args, "--help")
+        assert result.returncode == 0, args
+        assert "Usage: atsboost-db" in result.stdout or "Usage: python -m atsboost" in result.stdout
+
+
+def test_config_shows_what_the_package_will_do(run_cli, ca_file_env):
+    env = {
+        "NODE_ENV": "production",
+        "DATABASE_URL": f"postgres://app:{SECRET}@db.internal:5432/ats",
+        **ca_file_env,
+    }
+    result = run_cli("config", env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "environment        production (from NODE_ENV)" in out
+    assert "database           postgresql+psycopg://app:***@db.internal:5432/ats" in out
+    assert "embedded           no" in out
+    assert "ssl                verify-full (production default with a CA file)" in out
+    assert "connections + 0 overflow (production default: min(2 x" in out
+    assert "idle timeout       60 s" in out
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_config_json(run_cli):
+    env = {
+        "ATSBOOST_ENV": "test",
+        "DATABASE_URL": f"postgresql://app:{SECRET}@db/ats",
+        "DATABASE_POOL_SIZE": "3",
+    }
+    result = run_cli("config", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["environment"] == "testing"
+    assert data["environment_origin"] == "ATSBOOST_ENV"
+    assert data["database_url"] == "postgresql+psycopg://app:***@db/ats"
+    assert data["pool"] == {
+        "size": 3,
+        "max_overflow": 0,
+        "timeout_seconds": 30,
+        "idle_timeout_seconds": 10,
+        "size_origin": "DATABASE_POOL_SIZE",
+    }
+    assert data["ssl"]["mode"] is None
+    assert SECRET not in result.stdout
+
+
+def test_config_connect_against_the_test_database(run_cli, environ):
+    result = run_cli("config", "--connect", "--json", env=environ)
+    assert result.returncode == 0, result.stderr
+    server = json.loads(result.stdout)["server"]
+    assert server["database"].startswith("atsboost_test")
+
+
+def test_production_warnings_are_shown(run_cli):
+    env = {"ATSBOOST_ENV": "prod", "DATABASE_URL": "postgresql://db/ats", "DATABASE_DISABLE_SSL": "yes"}
+    result = run_cli("config", env=env)
+    assert result.returncode == 0
+    assert "WARNING: DATABASE_DISABLE_SSL=true in production" in result.stdout
+    assert "WARNING atsboost.settings: DATABASE_DISABLE_SSL=true in production" in result.stderr
+
+
+def test_bad_input_is_one_line_and_exit_1(run_cli):
+    env = {"ATSBOOST_ENV": "production", "DATABASE_URL": f"mysql://app:{SECRET}@db/ats"}
+    result = run_cli("config", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: DATABASE_URL uses the scheme 'mysql', but atsboost works with PostgreSQL only; "
+        "use a postgresql:// (or postgres://) URL"
+    ]
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_debug_shows_the_traceback(run_cli):
+    result = run_cli("--debug", "config", env={"ATSBOOST_ENV": "staging"})
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: ATSBOOST_ENV='staging'")
+
+
+def test_unreachable_database_is_one_line_without_password(run_cli, unused_tcp_port):
+    env = {
+        "ATSBOOST_ENV": "testing",
+        "DATABASE_URL": f"postgresql://app:{SECRET}@127.0.0.1:{unused_tcp_port}/db",
+    }
+    result = run_cli("config", "--connect", env=env)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"Error: cannot connect to postgresql+psycopg://app:***@127.0.0.1:{unused_tcp_port}/db"
+    )
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stdout + result.stderr

@@ -1,0 +1,71 @@
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+
+from atsboost import db
+from atsboost.settings import get_settings
+
+
+@pytest.fixture
+def notes_engine(make_engine):
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE notes (id serial PRIMARY KEY, body text NOT NULL)"))
+    return engine
+
+
+def bodies(engine):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT body FROM notes ORDER BY id")).scalars().all()
+
+
+def test_session_scope_commits_on_success(notes_engine):
+    with db.session_scope(notes_engine) as session:
+        session.execute(text("INSERT INTO notes (body) VALUES ('kept')"))
+    assert bodies(notes_engine) == ["kept"]
+
+
+def test_session_scope_rolls_back_on_error(notes_engine):
+    with pytest.raises(RuntimeError, match="boom"), db.session_scope(notes_engine) as session:
+        session.execute(text("INSERT INTO notes (body) VALUES ('lost')"))
+        raise RuntimeError("boom")
+    assert bodies(notes_engine) == []
+
+
+def test_session_scope_rolls_back_a_failed_statement(notes_engine):
+    with pytest.raises(Exception, match="not-null"), db.session_scope(notes_engine) as session:
+        session.execute(text("INSERT INTO notes (body) VALUES ('lost too')"))
+        session.execute(text("INSERT INTO notes (body) VALUES (NULL)"))
+    assert bodies(notes_engine) == []
+    assert notes_engine.pool.checkedout() == 0
+
+
+def test_get_engine_is_process_wide_and_built_from_the_environment(environ, monkeypatch):
+    for name, value in {**environ, "DATABASE_APPLICATION_NAME": "atsboost-test-global"}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        engine = db.get_engine()
+        assert db.get_engine() is engine
+        with db.session_scope() as session:
+            assert session.execute(text("SELECT current_setting('application_name')")).scalar_one() == (
+                "atsboost-test-global"
+            )
+    finally:
+        db.dispose_engine()
+        get_settings.cache_clear()
+
+
+def test_importing_connects_to_nothing_and_loads_no_sqlalchemy(unused_tcp_port):
+    code = (
+        "import sys, atsboost, atsboost.cli;"
+        "assert 'sqlalchemy' not in sys.modules, 'atsboost import pulled in SQLAlchemy';"
+        "import atsboost.db;"
+        "print('imported')"
+    )
+    env = {"ATSBOOST_ENV": "production", "DATABASE_URL": f"postgresql://u:p@127.0.0.1:{unused_tcp_port}/x"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "imported"

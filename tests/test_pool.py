@@ -1,0 +1,79 @@
+import os
+import time
+
+from sqlalchemy import text
+
+
+def count_backends(observer, application_name):
+    with observer.connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": application_name},
+        ).scalar_one()
+
+
+def backend_pid(engine):
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def wait_for(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_idle_connections_are_closed_on_the_server(make_engine):
+    name = "atsboost-test-idle"
+    engine = make_engine(DATABASE_IDLE_TIMEOUT="1", DATABASE_APPLICATION_NAME=name)
+    observer = make_engine(DATABASE_APPLICATION_NAME="atsboost-test-observer")
+    held = [engine.connect() for _ in range(3)]
+    for conn in held:
+        conn.execute(text("SELECT 1"))
+    for conn in held:
+        conn.close()
+    assert count_backends(observer, name) == 3
+    assert engine.pool.checkedin() == 3
+
+    # Nobody touches the engine: the reaper alone must release the server slots.
+    assert wait_for(lambda: count_backends(observer, name) == 0, timeout=4)
+    assert engine.pool.checkedin() == 0
+
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    assert count_backends(observer, name) == 1
+
+
+def test_busy_connections_are_kept(make_engine):
+    name = "atsboost-test-busy"
+    engine = make_engine(DATABASE_IDLE_TIMEOUT="1", DATABASE_APPLICATION_NAME=name)
+    first = backend_pid(engine)
+    for _ in range(15):  # 1.5 s of steady use, never idle for a whole second
+        assert backend_pid(engine) == first
+        time.sleep(0.1)
+
+
+def test_an_expired_connection_is_never_handed_out(make_engine):
+    engine = make_engine(DATABASE_IDLE_TIMEOUT="1")
+    pool = engine.pool
+    first = backend_pid(engine)
+    # Stop the reaper so only the checkout path can notice the expiry.
+    pool._stopped.set()
+    time.sleep(1.3)
+    assert backend_pid(engine) != first
+
+
+def test_reaper_releases_the_pool_when_the_engine_is_dropped(make_engine):
+    engine = make_engine(DATABASE_IDLE_TIMEOUT="1")
+    backend_pid(engine)
+    pool = engine.pool
+    engine.dispose()
+    assert pool._stopped.is_set()
+    # The new pool has its own reaper, started on its first check-in.
+    backend_pid(engine)
+    assert engine.pool is not pool
+    assert engine.pool.idle_timeout == 1
+    assert engine.pool._reaper_pid == os.getpid()
