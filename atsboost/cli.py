@@ -46,7 +46,9 @@ def cli(ctx: click.Context, *, debug: bool) -> None:
         level=logging.DEBUG if debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     if not debug:
-        logging.getLogger("pgserver").setLevel(logging.WARNING)
+        # Our own progress lines say what runs; the libraries' INFO chatter is for --debug.
+        for name in ("pgserver", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @cli.command()
@@ -96,6 +98,90 @@ def dev_db_stop() -> None:
         click.echo(f"stopped the embedded PostgreSQL in {directory}")
     else:
         click.echo(f"the embedded PostgreSQL in {directory} is not running")
+
+
+EXIT_PENDING = 3  # `migrate status`: revisions are pending (documented in the README)
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--dry-run", is_flag=True, default=None, help="Print the pending revisions and their SQL; apply nothing."
+)
+@click.option(
+    "--force", is_flag=True, default=None, help="Allow migrating in production when a gate requires it."
+)
+@click.pass_context
+def migrate(ctx: click.Context, *, dry_run: bool | None, force: bool | None) -> None:
+    """Apply pending revisions (one migrator at a time, each in its own transaction).
+
+    Also read from the environment: MIGRATION_DRYRUN, MIGRATION_FORCE, MIGRATION_REQUIRE_FORCE,
+    MIGRATION_LOCK_TIMEOUT, MIGRATION_STATEMENT_TIMEOUT, MIGRATION_LOCK_WAIT.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from atsboost import migrations
+
+    result = migrations.upgrade(dry_run=dry_run, force=force)
+    if not result.dry_run:
+        click.echo(_summary(result))
+
+
+@migrate.command("downgrade")
+@click.argument("revision")
+@click.option("--dry-run", is_flag=True, default=None, help="Print the SQL of the downgrade; apply nothing.")
+@click.option("--force", is_flag=True, default=None, help="Required in production.")
+def migrate_downgrade(revision: str, *, dry_run: bool | None, force: bool | None) -> None:
+    """Revert revisions down to REVISION (e.g. -1, or a revision id, or base)."""
+    from atsboost import migrations
+
+    result = migrations.downgrade(revision=revision, dry_run=dry_run, force=force)
+    if not result.dry_run:
+        click.echo(_summary(result))
+
+
+@migrate.command("create")
+@click.argument("name")
+@click.option(
+    "--autogenerate", is_flag=True, help="Fill the revision from the models' differences with the database."
+)
+def migrate_create(name: str, *, autogenerate: bool) -> None:
+    """Write a new revision file named with a UTC timestamp and NAME (letters, digits, _ and -)."""
+    from atsboost import migrations
+
+    path = migrations.create(name, autogenerate=autogenerate)
+    click.echo(f"created {path}")
+
+
+@migrate.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def migrate_status(*, as_json: bool) -> None:
+    """Show the current revision, the head and what is pending; exit 3 when revisions are pending."""
+    from atsboost import migrations
+
+    state = migrations.status()
+    if as_json:
+        data = {
+            "current": list(state.current),
+            "heads": list(state.heads),
+            "pending": [{"id": r.id, "message": r.message} for r in state.pending],
+            "up_to_date": state.up_to_date,
+        }
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(f"current  {', '.join(state.current) or 'none (empty database)'}")
+        click.echo(f"head     {', '.join(state.heads)}")
+        click.echo(f"pending  {len(state.pending)}" + "".join(f"\n  {r}" for r in state.pending))
+    if not state.up_to_date:
+        raise SystemExit(EXIT_PENDING)
+
+
+def _summary(result: Any) -> str:
+    if not result.applied:
+        return f"nothing to migrate: the database is at {', '.join(result.before) or 'base'}"
+    verb = "applied" if all(r.upgrade for r in result.applied) else "reverted"
+    return (
+        f"{verb} {len(result.applied)} revision(s) in {result.seconds:.2f} s; now at {result.applied[-1].id}"
+    )
 
 
 def _describe(settings: Any) -> dict[str, Any]:

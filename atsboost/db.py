@@ -10,9 +10,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from atsboost.engine import create_engine
-from atsboost.settings import get_settings
+from atsboost.settings import Settings, get_settings
 
-__all__ = ["create_engine", "dispose_engine", "get_engine", "session_scope"]
+__all__ = ["create_engine", "dispose_engine", "get_engine", "session_scope", "startup"]
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -65,3 +65,18 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
             session.rollback()
             raise
         session.commit()
+
+
+def startup(settings: Settings | None = None) -> None:
+    """Prepare the database before the application serves requests.
+
+    Applies pending revisions under the migration lock and the production force
+    gate, unless DATABASE_MIGRATE_ON_STARTUP=false. In production with the gate
+    closed and revisions pending it fails fast, saying what is pending and how to
+    apply it, instead of serving against an old schema.
+    """
+    from atsboost import migrations
+
+    settings = settings or get_settings()
+    if settings.migration.on_startup:
+        migrations.upgrade(settings)

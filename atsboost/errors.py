@@ -17,3 +17,11 @@ class EmbeddedServerError(AtsboostError):
 
 class DatabaseUnavailableError(AtsboostError):
     """The database could not be reached."""
+
+
+class MigrationError(AtsboostError):
+    """A migration could not be planned or applied; the message names the revision."""
+
+
+class MigrationRefusedError(MigrationError):
+    """A safety gate refused to migrate (production force gate); nothing was changed."""

@@ -11,7 +11,6 @@ import enum
 import functools
 import logging
 import os
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from atsboost.cpus import usable_cpus
+from atsboost.envvars import EnvironmentVariables
 from atsboost.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,6 @@ DRIVER = "postgresql+psycopg"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 WEAK_SSL_MODES = frozenset({"disable", "allow", "prefer"})
 _SCHEMES = frozenset({"postgres", "postgresql", DRIVER})
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 _MAX_PRODUCTION_POOL = 20
 
 
@@ -79,6 +77,22 @@ class SSLSettings:
 
 
 @dataclass(frozen=True)
+class MigrationSettings:
+    """How migrations run; readable without DATABASE_URL (offline SQL needs no database)."""
+
+    environment: Environment
+    dry_run: bool
+    force: bool
+    require_force: bool
+    lock_timeout: float
+    statement_timeout: float
+    lock_wait: float
+    lock_retries: int
+    on_startup: bool
+    alembic_ini: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything atsboost needs to know about the database, fixed at start-up."""
 
@@ -91,6 +105,7 @@ class Settings:
     connect_timeout: int
     application_name: str
     embedded_dir: Path
+    migration: MigrationSettings
     warnings: tuple[str, ...] = ()
 
     @property
@@ -112,9 +127,45 @@ def get_settings() -> Settings:
     return load_settings(os.environ)
 
 
+@functools.cache
+def get_migration_settings() -> MigrationSettings:
+    """Return the migration settings from ``os.environ``, without needing DATABASE_URL."""
+    return load_migration_settings(os.environ)
+
+
+def load_migration_settings(environ: Mapping[str, str]) -> MigrationSettings:
+    """Read the migration variables (MIGRATION_*, DATABASE_MIGRATE_ON_STARTUP)."""
+    env = EnvironmentVariables(environ)
+    return MigrationSettings(
+        environment=_environment(env)[0],
+        dry_run=env.boolean("MIGRATION_DRYRUN", default=False),
+        force=env.boolean("MIGRATION_FORCE", default=False),
+        require_force=env.boolean("MIGRATION_REQUIRE_FORCE", default=False),
+        lock_timeout=env.seconds("MIGRATION_LOCK_TIMEOUT", 5.0, minimum=0.01),
+        statement_timeout=env.seconds("MIGRATION_STATEMENT_TIMEOUT", 3600.0, minimum=0.01),
+        lock_wait=env.seconds("MIGRATION_LOCK_WAIT", 300.0, minimum=0.0),
+        lock_retries=env.integer("MIGRATION_LOCK_RETRIES", 3, minimum=0),
+        on_startup=env.boolean("DATABASE_MIGRATE_ON_STARTUP", default=True),
+        alembic_ini=_alembic_ini(env),
+    )
+
+
+def _alembic_ini(env: EnvironmentVariables) -> Path | None:
+    value = env.text("ATSBOOST_ALEMBIC_INI")
+    if value is None:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigurationError(
+            f"ATSBOOST_ALEMBIC_INI names {value!r}, which is not a file; "
+            "point it at your alembic.ini, or unset it"
+        )
+    return path
+
+
 def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Settings:
     """Build settings from an environment mapping; ``cpus`` overrides CPU detection."""
-    env = _Environ(environ)
+    env = EnvironmentVariables(environ)
     environment, environment_origin = _environment(env)
     warnings: list[str] = []
     url, url_ssl_mode, url_root_cert = _database_url(env, environment)
@@ -129,6 +180,7 @@ def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Set
         connect_timeout=env.integer("DATABASE_CONNECT_TIMEOUT", 10, minimum=1),
         application_name=_application_name(env),
         embedded_dir=Path(env.text("ATSBOOST_EMBEDDED_DIR") or ".atsboost").expanduser().resolve(),
+        migration=load_migration_settings(environ),
         warnings=tuple(warnings),
     )
     for warning in settings.warnings:
@@ -141,48 +193,7 @@ def production_pool_size(cpus: int) -> int:
     return min(2 * cpus + 1, _MAX_PRODUCTION_POOL)
 
 
-class _Environ:
-    """Typed, validating access to the environment mapping."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def text(self, name: str) -> str | None:
-        value = self._environ.get(name, "").strip()
-        return value or None
-
-    def boolean(self, name: str, *, default: bool) -> bool:
-        value = self.text(name)
-        if value is None:
-            return default
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        raise ConfigurationError(
-            f"{name}={value!r} is not a boolean; use true or false (also accepted: 1/0, yes/no, on/off)"
-        )
-
-    @typing.overload
-    def integer(self, name: str, default: int, *, minimum: int) -> int: ...
-    @typing.overload
-    def integer(self, name: str, default: None, *, minimum: int) -> int | None: ...
-    def integer(self, name: str, default: int | None, *, minimum: int) -> int | None:
-        value = self.text(name)
-        if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise ConfigurationError(
-                f"{name}={value!r} is not a whole number; set it to an integer >= {minimum}"
-            ) from None
-        if number < minimum:
-            raise ConfigurationError(f"{name}={number} is too small; set it to an integer >= {minimum}")
-        return number
-
-
-def _environment(env: _Environ) -> tuple[Environment, str]:
+def _environment(env: EnvironmentVariables) -> tuple[Environment, str]:
     for name in ("ATSBOOST_ENV", "NODE_ENV"):
         value = env.text(name)
         if value is None:
@@ -197,7 +208,9 @@ def _environment(env: _Environ) -> tuple[Environment, str]:
     return Environment.DEVELOPMENT, "default"
 
 
-def _database_url(env: _Environ, environment: Environment) -> tuple[URL | None, str | None, str | None]:
+def _database_url(
+    env: EnvironmentVariables, environment: Environment
+) -> tuple[URL | None, str | None, str | None]:
     """Parse DATABASE_URL; return it without its SSL parameters, and those parameters."""
     raw = env.text("DATABASE_URL")
     if raw is None:
@@ -238,7 +251,7 @@ def _parse_url(raw: str) -> URL:
 
 
 def _ssl(
-    env: _Environ,
+    env: EnvironmentVariables,
     environment: Environment,
     url: URL | None,
     url_mode: str | None,
@@ -264,6 +277,11 @@ def _ssl(
         return SSLSettings(url_mode, root_cert, "sslmode in DATABASE_URL")
     explicit = env.text("DATABASE_SSL") is not None
     if not env.boolean("DATABASE_SSL", default=production):
+        if production:
+            warnings.append(
+                "DATABASE_SSL=false in production: libpq's default (prefer) may connect without "
+                "encryption; unset DATABASE_SSL, or set sslmode in DATABASE_URL deliberately"
+            )
         origin = "DATABASE_SSL=false" if explicit else f"DATABASE_SSL unset in {environment.value}"
         return SSLSettings(None, root_cert, origin)
     if url is None:
@@ -289,7 +307,7 @@ def _root_cert(value: str | None, where: str) -> str | None:
     return str(path.resolve())
 
 
-def _pool(env: _Environ, environment: Environment, cpus: int | None) -> PoolSettings:
+def _pool(env: EnvironmentVariables, environment: Environment, cpus: int | None) -> PoolSettings:
     default_size, idle_timeout = _POOL_DEFAULTS[environment]
     origin = f"{environment.value} default"
     if default_size is None:
@@ -306,7 +324,7 @@ def _pool(env: _Environ, environment: Environment, cpus: int | None) -> PoolSett
     )
 
 
-def _application_name(env: _Environ) -> str:
+def _application_name(env: EnvironmentVariables) -> str:
     name = env.text("DATABASE_APPLICATION_NAME") or "atsboost"
     if len(name) > 63 or not name.isascii() or not name.isprintable():
         raise ConfigurationError(

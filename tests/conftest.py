@@ -10,9 +10,11 @@ cloned from a template.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,3 +166,72 @@ def ca_file_env(tmp_path: Path) -> dict[str, str]:
     path = tmp_path / "ca.pem"
     path.write_text("-----BEGIN CERTIFICATE-----\n")
     return {"DATABASE_SSL_ROOT_CERT": str(path)}
+
+
+CATALOG_SQL = """
+SELECT format('relation %%s %%s', c.relkind, c.relname) AS item FROM pg_class c
+  WHERE c.relnamespace = 'public'::regnamespace
+UNION ALL SELECT format('index %%s valid=%%s %%s',
+                        indexrelid::regclass, indisvalid, pg_get_indexdef(indexrelid))
+  FROM pg_index WHERE (SELECT relnamespace FROM pg_class WHERE oid = indexrelid) = 'public'::regnamespace
+UNION ALL SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+  WHERE connamespace = 'public'::regnamespace
+UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+ORDER BY 1
+"""
+
+
+def catalog(engine: Engine) -> list[str]:
+    """Everything in the public schema, plus the recorded revision: a comparable snapshot."""
+    with engine.connect() as conn:
+        items = list(conn.exec_driver_sql(CATALOG_SQL).scalars())
+        if "relation r alembic_version" in items:
+            items += [
+                f"version {v}"
+                for v in conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars()
+            ]
+    return items
+
+
+@pytest.fixture
+def alembic_project(tmp_path: Path) -> Path:
+    """A private copy of alembic.ini and alembic/, so a test can add revisions; returns the ini."""
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "alembic", project / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "alembic.ini", project / "alembic.ini")
+    return project / "alembic.ini"
+
+
+def add_revision(ini: Path, revision: str, upgrade: str, downgrade: str = "pass") -> None:
+    """Add a revision on top of the current head of the project at ``ini``."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(Config(str(ini))).get_current_head()
+
+    def body(code: str) -> str:
+        return textwrap.indent(textwrap.dedent(code).strip(), "    ")
+
+    text = "\n".join(
+        [
+            f'"""{revision}"""',
+            "import sqlalchemy as sa",
+            "from alembic import op",
+            "",
+            f"revision = {revision!r}",
+            f"down_revision = {head!r}",
+            "branch_labels = None",
+            "depends_on = None",
+            "",
+            "",
+            "def upgrade():",
+            body(upgrade),
+            "",
+            "",
+            "def downgrade():",
+            body(downgrade),
+            "",
+        ]
+    )
+    (ini.parent / "alembic" / "versions" / f"2099_01_01_0000-{revision}_test.py").write_text(text)

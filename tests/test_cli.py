@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 SECRET = "s3cret-pw-do-not-print"
 
 
@@ -11,7 +13,16 @@ def test_help_lists_the_commands(run_cli):
 
 
 def test_every_command_has_help(run_cli):
-    for args in (["config"], ["dev-db"], ["dev-db", "url"], ["dev-db", "stop"]):
+    for args in (
+        ["config"],
+        ["dev-db"],
+        ["dev-db", "url"],
+        ["dev-db", "stop"],
+        ["migrate"],
+        ["migrate", "create"],
+        ["migrate", "status"],
+        ["migrate", "downgrade"],
+    ):
         result = run_cli(*args, "--help")
         assert result.returncode == 0, args
         assert "Usage: atsboost-db" in result.stdout or "Usage: python -m atsboost" in result.stdout
@@ -104,3 +115,56 @@ def test_unreachable_database_is_one_line_without_password(run_cli, unused_tcp_p
     )
     assert "Traceback" not in result.stderr
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_migrate_status_exit_codes_and_migrate(run_cli, environ):
+    pending = run_cli("migrate", "status", env=environ)
+    assert pending.returncode == 3, pending.stderr
+    assert "pending  2" in pending.stdout
+
+    dry = run_cli("migrate", "--dry-run", env=environ)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("-- atsboost dry run")
+    assert run_cli("migrate", "status", env=environ).returncode == 3  # the dry run applied nothing
+
+    applied = run_cli("migrate", env=environ)
+    assert applied.returncode == 0, applied.stderr
+    assert "applying 055d037ec299 (initial schema" in applied.stderr
+    assert applied.stdout.startswith("applied 2 revision(s) in ")
+
+    done = run_cli("migrate", "status", "--json", env=environ)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["up_to_date"] is True
+    assert run_cli("migrate", env=environ).stdout.startswith(
+        "nothing to migrate: the database is at 7c1f9a2b4d10"
+    )
+
+
+def test_migrate_force_gate_from_the_cli(run_cli, environ):
+    env = {
+        **environ,
+        "NODE_ENV": "production",
+        "ATSBOOST_ENV": "",
+        "DATABASE_DISABLE_SSL": "true",
+        "MIGRATION_REQUIRE_FORCE": "true",
+    }
+    refused = run_cli("migrate", env=env)
+    assert refused.returncode == 1
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .startswith("Error: refusing to apply 2 revision(s) in production")
+    )
+    assert run_cli("migrate", "status", env=env).returncode == 3
+    forced = run_cli("migrate", "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+
+
+@pytest.mark.parametrize("name", ["../x", "a b", ""])
+def test_migrate_create_refuses_bad_names(run_cli, name, alembic_project):
+    versions = alembic_project.parent / "alembic" / "versions"
+    before = sorted(versions.iterdir())
+    result = run_cli("migrate", "create", name, env={"ATSBOOST_ALEMBIC_INI": str(alembic_project)})
+    assert result.returncode == 1
+    assert "use only letters, digits, '_' and '-'" in result.stderr
+    assert sorted(versions.iterdir()) == before

@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import text
 
 from atsboost import db
+from atsboost.errors import MigrationRefusedError
 from atsboost.settings import get_settings
 
 
@@ -69,3 +70,30 @@ def test_importing_connects_to_nothing_and_loads_no_sqlalchemy(unused_tcp_port):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "imported"
+
+
+def applied_revisions(engine):
+    with engine.connect() as conn:
+        exists = conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar_one()
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() if exists else []
+
+
+def test_startup_migrates_to_head(make_settings, make_engine):
+    db.startup(make_settings())
+    assert applied_revisions(make_engine()) == ["7c1f9a2b4d10"]
+
+
+def test_startup_can_be_told_not_to_migrate(make_settings, make_engine):
+    db.startup(make_settings(DATABASE_MIGRATE_ON_STARTUP="false"))
+    assert applied_revisions(make_engine()) == []
+
+
+def test_startup_fails_fast_when_the_production_gate_is_closed(make_settings, make_engine):
+    settings = make_settings(
+        ATSBOOST_ENV="production", DATABASE_DISABLE_SSL="true", MIGRATION_REQUIRE_FORCE="true"
+    )
+    with pytest.raises(MigrationRefusedError) as info:
+        db.startup(settings)
+    assert "refusing to apply 2 revision(s) in production" in str(info.value)
+    assert "055d037ec299 (initial schema" in str(info.value)
+    assert applied_revisions(make_engine()) == []

@@ -196,7 +196,7 @@ SSL_CASES = [
     ("production", {"DATABASE_SSL_ROOT_CERT": "CA"}, "", "verify-full", True, False),
     ("development", {"DATABASE_SSL": "true"}, "", "require", False, False),
     ("development", {"DATABASE_SSL": "true", "DATABASE_SSL_ROOT_CERT": "CA"}, "", "verify-full", True, False),
-    ("production", {"DATABASE_SSL": "false"}, "", None, False, False),
+    ("production", {"DATABASE_SSL": "false"}, "", None, False, True),
     ("production", {"DATABASE_DISABLE_SSL": "true"}, "", "disable", False, True),
     ("development", {"DATABASE_DISABLE_SSL": "true"}, "", "disable", False, False),
     ("production", {"DATABASE_DISABLE_SSL": "true"}, "?sslmode=verify-full", "disable", False, True),
