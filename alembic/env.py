@@ -14,7 +14,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from atsboost import migration_env
+from atsboost import migration_env, migration_session
 from atsboost.models import Base
 
 config = context.config
@@ -40,13 +40,13 @@ def run_migrations_offline() -> None:
         transaction_per_migration=True,
     )
     with context.begin_transaction():
-        migration_env.emit_session_timeouts(context)
+        migration_session.emit_session_timeouts(context)
         context.run_migrations()
 
 
 def run_migrations_online() -> None:
     """Apply revisions to the database, with atsboost's safety around Alembic's run."""
-    with migration_env.connection(config) as connection:
+    with migration_session.connection(config) as connection:
         run = migration_env.OnlineRun(context, connection)
         context.configure(
             connection=connection,

@@ -11,33 +11,28 @@ a transaction that is rolled back, so they never create ``alembic_version``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TextIO
 
 import sqlalchemy
-from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection, text
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
-from atsboost.engine import connect_args, database_url
 from atsboost.envvars import parse_boolean
 from atsboost.errors import AtsboostError, MigrationError, MigrationRefusedError
 from atsboost.locks import Blocker, BlockerWatch, advisory_lock, lock_key
-from atsboost.settings import Environment, MigrationSettings, Settings, get_migration_settings, get_settings
+from atsboost.migration_session import environment_context, migration_settings, session_timeouts
+from atsboost.settings import Environment
 
 logger = logging.getLogger("atsboost.migrations")
 
-SETTINGS = "atsboost.settings"
 DRY_RUN = "atsboost.dry_run"
 FORCE = "atsboost.force"
 RESULT = "atsboost.result"
@@ -76,12 +71,6 @@ class MigrationResult:
     seconds: float = 0.0
 
 
-def migration_settings(config: Config) -> MigrationSettings:
-    """Return the migration settings handed in by the caller, else those of the environment."""
-    settings = config.attributes.get(SETTINGS)
-    return settings.migration if isinstance(settings, Settings) else get_migration_settings()
-
-
 def flag(context: EnvironmentContext, name: str, attribute: str, *, default: bool) -> bool:
     """Read a run flag from the API/CLI (config.attributes), ``-x name=...``, or the environment."""
     given = context.config.attributes.get(attribute)
@@ -94,86 +83,11 @@ def flag(context: EnvironmentContext, name: str, attribute: str, *, default: boo
     return default
 
 
-def session_timeouts(settings: MigrationSettings) -> list[str]:
-    """Return the SET statements every migration session starts with, online and in offline SQL."""
-    return [
-        f"SET lock_timeout = '{round(settings.lock_timeout * 1000)}ms'",
-        f"SET statement_timeout = '{round(settings.statement_timeout * 1000)}ms'",
-    ]
-
-
-def emit_session_timeouts(context: EnvironmentContext | ModuleType) -> None:
-    """Start offline SQL with the same timeouts, so whoever applies it by hand is protected too."""
-    environment = _environment_context(context)
-    for statement in session_timeouts(migration_settings(environment.config)):
-        environment.execute(statement)
-
-
-@contextmanager
-def connection(config: Config) -> Iterator[Connection]:
-    """Yield the connection to migrate on, with the migration timeouts set for its session.
-
-    A Connection or Engine handed in through ``config.attributes["connection"]`` (the
-    Alembic cookbook's way to share one) is used as given, and a handed-in
-    Connection gets its own timeouts back afterwards.
-    """
-    timeouts = session_timeouts(migration_settings(config))
-    given = config.attributes.get("connection")
-    if isinstance(given, Connection):
-        with _timeouts_restored(given):
-            _set(given, timeouts)
-            yield given
-        return
-    if isinstance(given, Engine):
-        with given.connect() as conn:
-            _set(conn, timeouts)
-            yield conn
-        return
-    settings = config.attributes.get(SETTINGS) or get_settings()
-    engine = migration_engine(settings)
-    try:
-        with engine.connect() as conn:
-            _set(conn, timeouts)
-            yield conn
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def _timeouts_restored(conn: Connection) -> Iterator[None]:
-    names = ("lock_timeout", "statement_timeout")
-    outside = not conn.in_transaction()
-    previous = [f"SET {name} = '{conn.exec_driver_sql(f'SHOW {name}').scalar_one()}'" for name in names]
-    if outside:
-        conn.commit()  # reading them must not leave the caller's connection in a transaction
-    try:
-        yield
-    finally:
-        with contextlib.suppress(sqlalchemy.exc.DBAPIError):
-            _set(conn, previous)
-
-
-def _set(conn: Connection, statements: list[str]) -> None:
-    """Run session-level SETs; outside a caller's transaction, commit so none stays open."""
-    outside = not conn.in_transaction()
-    for statement in statements:
-        conn.exec_driver_sql(statement)
-    if outside:
-        conn.commit()
-
-
-def migration_engine(settings: Settings) -> Engine:
-    """Build an engine for migrations: no pool, the app's SSL, a telling application_name."""
-    args = connect_args(settings)
-    args["application_name"] = f"{settings.application_name}:migrate"[:63]
-    return sqlalchemy.create_engine(database_url(settings), poolclass=NullPool, connect_args=args)
-
-
 class OnlineRun:
     """One online run of env.py: plan, gate, lock, apply with retries, report."""
 
     def __init__(self, context: EnvironmentContext | ModuleType, conn: Connection) -> None:
-        self.context = _environment_context(context)
+        self.context = environment_context(context)
         self.conn = conn
         self.settings = migration_settings(self.context.config)
         self.dry_run = flag(self.context, "dry_run", DRY_RUN, default=self.settings.dry_run)
@@ -361,13 +275,6 @@ class OnlineRun:
         for statement in session_timeouts(self.settings):
             self.context.execute(statement)
         self.context.run_migrations()
-
-
-def _environment_context(context: EnvironmentContext | ModuleType) -> EnvironmentContext:
-    """Return the EnvironmentContext behind env.py's ``alembic.context`` module proxy."""
-    environment = getattr(context, "_proxy", context)
-    assert isinstance(environment, EnvironmentContext), "call this from env.py while Alembic runs"
-    return environment
 
 
 def _revision(step: Any) -> Revision:

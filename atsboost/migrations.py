@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from atsboost import migration_env
+from atsboost import migration_env, migration_session
 from atsboost.errors import MigrationError
 from atsboost.migration_env import MigrationResult, Revision
 from atsboost.settings import Settings, get_migration_settings, get_settings
@@ -75,7 +75,7 @@ def alembic_config(
         )
     config = Config(str(ini), stdout=output or sys.stdout, output_buffer=output)
     attributes = {
-        migration_env.SETTINGS: settings,
+        migration_session.SETTINGS: settings,
         "connection": connection,
         migration_env.DRY_RUN: dry_run,
         migration_env.FORCE: force,
@@ -102,7 +102,7 @@ def status(settings: Settings | None = None) -> MigrationStatus:
     """Read the current revision (read-only: no lock, no version table created) and what is pending."""
     config = alembic_config(settings)
     script = ScriptDirectory.from_config(config)
-    engine = migration_env.migration_engine(settings or get_settings())
+    engine = migration_session.migration_engine(settings or get_settings())
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_heads()
