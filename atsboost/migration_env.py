@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import sqlalchemy
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError
 from sqlalchemy import Connection, text
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
@@ -109,7 +110,17 @@ class OnlineRun:
         }
 
     def run_migrations(self) -> None:
-        """Run the command Alembic was asked for, with atsboost's safety around it."""
+        """Run the command Alembic was asked for, with atsboost's safety around it.
+
+        Failures reach Alembic as CommandError, which its CLI prints as one ``FAILED:``
+        line; the atsboost error stays attached as the cause for library callers.
+        """
+        try:
+            self._run_guarded()
+        except AtsboostError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _run_guarded(self) -> None:
         opts = self.context.context_opts
         if opts.get("dont_mutate") or "revision_context" in opts:
             self._without_writes()

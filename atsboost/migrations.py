@@ -21,7 +21,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 from atsboost import migration_env, migration_session
-from atsboost.errors import MigrationError
+from atsboost.errors import AtsboostError, MigrationError
 from atsboost.migration_env import MigrationResult, Revision
 from atsboost.settings import Settings, get_migration_settings, get_settings
 
@@ -143,6 +143,8 @@ def _run(fn: Any, config: Config, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(config, *args, **kwargs)
     except CommandError as exc:
+        if isinstance(exc.__cause__, AtsboostError):
+            raise exc.__cause__ from None  # env.py's own error, typed (e.g. MigrationRefusedError)
         raise MigrationError(f"{exc}") from None
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from atsboost import migrations
 from atsboost.errors import MigrationError, MigrationRefusedError
+from atsboost.locks import lock_key
 from tests.conftest import REPO, add_revision, catalog
 
 INITIAL = "055d037ec299"
@@ -366,3 +367,69 @@ def test_progress_is_logged_per_revision(settings, caplog):
     assert any(
         line.startswith(f"applied {HEAD} (performance indexes") and line.endswith(" s") for line in lines
     )
+
+
+def hold_migration_lock(engine):
+    """Take the migration lock the way another migrator would; returns the connection holding it."""
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    key = lock_key("atsboost:migrate:alembic_version")
+    assert conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one()
+    return conn
+
+
+def test_waiting_for_another_migrator_is_bounded(make_settings, engine):
+    holder = hold_migration_lock(engine)
+    try:
+        holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        started = time.monotonic()
+        with pytest.raises(MigrationError) as info:
+            migrations.upgrade(make_settings(MIGRATION_LOCK_WAIT="1"))
+        assert 1 <= time.monotonic() - started < 5
+    finally:
+        holder.close()
+    assert str(info.value) == (
+        f"another migrator (pid {holder_pid}) still holds the migration lock after 1 s; "
+        "let it finish, or raise MIGRATION_LOCK_WAIT"
+    )
+
+
+def test_a_database_at_head_never_waits_for_the_lock(make_settings, engine):
+    settings = make_settings(MIGRATION_LOCK_WAIT="0")
+    migrations.upgrade(settings)
+    holder = hold_migration_lock(engine)
+    try:
+        result = migrations.upgrade(settings)  # would fail at once if it tried the held lock
+    finally:
+        holder.close()
+    assert result.applied == [] and result.before == (HEAD,)
+
+
+def test_alembic_x_force_opens_the_gate(environ, engine):
+    env = {
+        **environ,
+        "ATSBOOST_ENV": "production",
+        "DATABASE_DISABLE_SSL": "true",
+        "MIGRATION_REQUIRE_FORCE": "1",
+    }
+
+    def alembic(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "alembic", *args, "upgrade", "head"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    refused = alembic()
+    assert refused.returncode != 0
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .startswith("FAILED: refusing to apply 2 revision(s) in production")
+    )
+    assert "Traceback" not in refused.stderr
+    forced = alembic("-x", "force=true")
+    assert forced.returncode == 0, forced.stderr
+    assert version(engine) == [HEAD]
