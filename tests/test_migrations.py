@@ -424,11 +424,7 @@ def test_alembic_x_force_opens_the_gate(environ, engine):
 
     refused = alembic()
     assert refused.returncode != 0
-    assert (
-        refused.stderr.strip()
-        .splitlines()[-1]
-        .startswith("FAILED: refusing to apply 2 revision(s) in production")
-    )
+    assert "FAILED: refusing to apply 2 revision(s) in production" in refused.stdout + refused.stderr
     assert "Traceback" not in refused.stderr
     forced = alembic("-x", "force=true")
     assert forced.returncode == 0, forced.stderr
