@@ -7,9 +7,11 @@ Library errors become one readable line and exit code 1 here, and only here;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -47,7 +49,8 @@ def cli(ctx: click.Context, *, debug: bool) -> None:
     )
     if not debug:
         # Our own progress lines say what runs; the libraries' INFO chatter is for --debug.
-        for name in ("pgserver", "alembic"):
+        # (SQLAlchemy logs pool lifecycle under the pool class's module: atsboost.pool.)
+        for name in ("pgserver", "alembic", "atsboost.pool"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -173,6 +176,74 @@ def migrate_status(*, as_json: bool) -> None:
         click.echo(f"pending  {len(state.pending)}" + "".join(f"\n  {r}" for r in state.pending))
     if not state.up_to_date:
         raise SystemExit(EXIT_PENDING)
+
+
+@cli.command()
+@click.option(
+    "--plans",
+    "plans_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Seed from this plan catalogue (TOML) instead of the shipped one.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def seed(*, plans_file: Path | None, as_json: bool) -> None:
+    """Create the first admin (if no active admin exists) and the missing plans; never modify others."""
+    from atsboost import db
+    from atsboost import seed as seeding
+    from atsboost.catalogue import load_catalogue
+
+    plans = load_catalogue(plans_file)
+    with db.session_scope() as session:
+        result = seeding.run(session, plans=plans)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(result), indent=2))
+        return
+    click.echo(_admin_line(result))
+    click.echo(
+        f"plans   created: {', '.join(result.plans_created) or 'none'}; "
+        f"already present: {', '.join(result.plans_existing) or 'none'}"
+    )
+
+
+@cli.command()
+@click.option(
+    "--plans",
+    "plans_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Seed from this plan catalogue (TOML) instead of the shipped one.",
+)
+@click.option(
+    "--force", is_flag=True, default=None, help="Allow migrating in production when a gate requires it."
+)
+def init(*, plans_file: Path | None, force: bool | None) -> None:
+    """Prepare a database for its first deploy: migrate to head, then seed. Safe to run again."""
+    from atsboost import seed as seeding
+    from atsboost.catalogue import load_catalogue
+
+    result = seeding.initialize(plans=load_catalogue(plans_file), force=force)
+    migration = result.migration
+    applied = f"applied {len(migration.applied)} revision(s) now" if migration.applied else "already at head"
+    click.echo(f"database  {result.database}")
+    click.echo(f"revision  {', '.join(result.revision)} ({applied})")
+    click.echo(_admin_line(result.seed))
+    for plan in result.plans:
+        new = "  (created now)" if plan.code in result.seed.plans_created else ""
+        state = "" if plan.is_active else ", inactive"
+        click.echo(
+            f"plan      {plan.code:<12} {plan.name:<16} {plan.price_cents / 100:>8.2f} {plan.currency}"
+            f"/{plan.billing_interval}{state}{new}"
+        )
+    click.echo(
+        "initialised the database"
+        if result.changed
+        else "nothing changed: the database was already initialised"
+    )
+
+
+def _admin_line(result: Any) -> str:
+    if result.admin_created:
+        return f"admin     {result.admin_email} (created now; must change the password at first login)"
+    return f"admin     {result.admin_email} (already present)"
 
 
 def _summary(result: Any) -> str:

@@ -28,6 +28,10 @@ class EnvironmentVariables:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
+    def raw(self, name: str) -> str | None:
+        """Return the value exactly as set (for secrets, where spaces count), or None."""
+        return self._environ.get(name)
+
     def text(self, name: str) -> str | None:
         """Return the stripped value, or None when unset or empty."""
         value = self._environ.get(name, "").strip()

@@ -25,3 +25,15 @@ class MigrationError(AtsboostError):
 
 class MigrationRefusedError(MigrationError):
     """A safety gate refused to migrate (production force gate); nothing was changed."""
+
+
+class SeedError(AtsboostError):
+    """Seeding could not run; nothing was created."""
+
+
+class SeedRefusedError(SeedError):
+    """A production rule refused to seed (e.g. a weak admin password); nothing was created."""
+
+
+class CatalogueError(SeedError):
+    """The plan catalogue is malformed; the message names the file, the plan and the field."""

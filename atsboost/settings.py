@@ -11,8 +11,9 @@ import enum
 import functools
 import logging
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -92,6 +93,24 @@ class MigrationSettings:
     alembic_ini: Path | None = None
 
 
+DEFAULT_ADMIN_EMAIL = "admin@example.com"
+DEFAULT_ADMIN_PASSWORD = "ChangeMe123!"  # the guide's documented default; refused in production
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+@dataclass(frozen=True)
+class SeedSettings:
+    """Who the first admin is. The password is never part of a repr."""
+
+    admin_email: str
+    admin_password: str | None = field(repr=False)
+
+    @property
+    def admin_password_is_default(self) -> bool:
+        """True when ADMIN_INITIAL_PASSWORD is unset or is the guide's published default."""
+        return self.admin_password in (None, DEFAULT_ADMIN_PASSWORD)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything atsboost needs to know about the database, fixed at start-up."""
@@ -106,6 +125,7 @@ class Settings:
     application_name: str
     embedded_dir: Path
     migration: MigrationSettings
+    seed: SeedSettings
     warnings: tuple[str, ...] = ()
 
     @property
@@ -150,6 +170,18 @@ def load_migration_settings(environ: Mapping[str, str]) -> MigrationSettings:
     )
 
 
+def _seed(env: EnvironmentVariables) -> SeedSettings:
+    email = env.text("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+    if not _EMAIL.fullmatch(email) or "." not in email.rsplit("@", 1)[1]:
+        raise ConfigurationError(
+            f"ADMIN_EMAIL={email!r} is not an email address; set it to the first admin's address, "
+            "e.g. ops@yourcompany.com"
+        )
+    # Not stripped: spaces may be part of a password.
+    password = env.raw("ADMIN_INITIAL_PASSWORD")
+    return SeedSettings(admin_email=email, admin_password=password or None)
+
+
 def _alembic_ini(env: EnvironmentVariables) -> Path | None:
     value = env.text("ATSBOOST_ALEMBIC_INI")
     if value is None:
@@ -181,6 +213,7 @@ def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Set
         application_name=_application_name(env),
         embedded_dir=Path(env.text("ATSBOOST_EMBEDDED_DIR") or ".atsboost").expanduser().resolve(),
         migration=load_migration_settings(environ),
+        seed=_seed(env),
         warnings=tuple(warnings),
     )
     for warning in settings.warnings:

@@ -22,6 +22,8 @@ def test_every_command_has_help(run_cli):
         ["migrate", "create"],
         ["migrate", "status"],
         ["migrate", "downgrade"],
+        ["seed"],
+        ["init"],
     ):
         result = run_cli(*args, "--help")
         assert result.returncode == 0, args
@@ -168,3 +170,50 @@ def test_migrate_create_refuses_bad_names(run_cli, name, alembic_project):
     assert result.returncode == 1
     assert "use only letters, digits, '_' and '-'" in result.stderr
     assert sorted(versions.iterdir()) == before
+
+
+def test_init_on_an_empty_database_then_again(run_cli, environ, make_engine):
+    env = {**environ, "ADMIN_INITIAL_PASSWORD": "a-strong-first-password", "ADMIN_EMAIL": "ops@atsboost.io"}
+    first = run_cli("init", env=env)
+    assert first.returncode == 0, first.stderr
+    out = first.stdout
+    assert "revision  7c1f9a2b4d10 (applied 2 revision(s) now)" in out
+    assert "admin     ops@atsboost.io (created now; must change the password at first login)" in out
+    assert "plan      pro          Pro                 19.00 USD/month  (created now)" in out
+    assert out.rstrip().endswith("initialised the database")
+    assert "a-strong-first-password" not in out + first.stderr
+
+    second = run_cli("init", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "revision  7c1f9a2b4d10 (already at head)" in second.stdout
+    assert "admin     ops@atsboost.io (already present)" in second.stdout
+    assert "(created now)" not in second.stdout
+    assert second.stdout.rstrip().endswith("nothing changed: the database was already initialised")
+
+
+def test_seed_reports_json(run_cli, environ):
+    assert run_cli("migrate", env=environ).returncode == 0
+    result = run_cli("seed", "--json", env={**environ, "ADMIN_INITIAL_PASSWORD": "a-strong-first-password"})
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["admin_created"] is True
+    assert data["plans_created"] == ["free", "pro", "pro_yearly", "business"]
+
+
+def test_bad_catalogue_fails_before_touching_the_database(run_cli, environ, tmp_path):
+    bad = tmp_path / "plans.toml"
+    bad.write_text(
+        'version = 1\n[[plans]]\ncode = "pro"\nname = "Pro"\nprice_cents = -1\nbilling_interval = "month"\n'
+    )
+    result = run_cli("init", "--plans", str(bad), env=environ)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {bad}: plan 'pro' (#1), field 'price_cents': must be a whole number of cents >= 0, got -1"
+    )
+    assert run_cli("migrate", "status", env=environ).returncode == 3  # not even migrated
+
+
+def test_invalid_admin_email_is_refused_at_start_up(run_cli, environ):
+    result = run_cli("seed", env={**environ, "ADMIN_EMAIL": "not-an-email"})
+    assert result.returncode == 1
+    assert "Error: ADMIN_EMAIL='not-an-email' is not an email address" in result.stderr

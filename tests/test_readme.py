@@ -14,7 +14,7 @@ def test_quick_start_has_exactly_two_command_lines():
     install_and_run, install_and_test = quick_start_commands()
     assert install_and_run.startswith("python3 -m venv .venv && ")
     assert "pip install -e '.[embedded]'" in install_and_run
-    assert install_and_run.endswith("&& atsboost-db config --connect")
+    assert install_and_run.endswith("&& atsboost-db init")
     assert install_and_test.endswith("&& pytest")
 
 

@@ -255,3 +255,25 @@ def test_missing_ca_file_is_an_error(extra, query, where):
 def test_ssl_required_with_the_embedded_server_is_refused():
     with pytest.raises(ConfigurationError, match="embedded development server has no SSL"):
         settings_for(DATABASE_SSL="true")
+
+
+# --- seeding --------------------------------------------------------------------------------
+
+
+def test_admin_password_is_never_in_a_repr():
+    settings = settings_for(DATABASE_URL=URL, ADMIN_INITIAL_PASSWORD="Very-Secret-Admin-1")
+    assert settings.seed.admin_password == "Very-Secret-Admin-1"
+    assert "Very-Secret-Admin-1" not in repr(settings)
+    assert "Very-Secret-Admin-1" not in repr(settings.seed)
+
+
+def test_admin_defaults():
+    seed = settings_for().seed
+    assert seed.admin_email == "admin@example.com"
+    assert seed.admin_password is None and seed.admin_password_is_default
+
+
+@pytest.mark.parametrize("email", ["admin", "admin@", "@example.com", "a b@example.com", "admin@localhost"])
+def test_invalid_admin_email(email):
+    with pytest.raises(ConfigurationError, match=f"ADMIN_EMAIL='{email}' is not an email address"):
+        settings_for(ADMIN_EMAIL=email)
