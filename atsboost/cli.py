@@ -105,6 +105,13 @@ def dev_db_stop() -> None:
 
 EXIT_PENDING = 3  # `migrate status`: revisions are pending (documented in the README)
 
+_plans_option = click.option(
+    "--plans",
+    "plans_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Seed from this plan catalogue (TOML) instead of the shipped one.",
+)
+
 
 @cli.group(invoke_without_command=True)
 @click.option(
@@ -179,12 +186,7 @@ def migrate_status(*, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "--plans",
-    "plans_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Seed from this plan catalogue (TOML) instead of the shipped one.",
-)
+@_plans_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def seed(*, plans_file: Path | None, as_json: bool) -> None:
     """Create the first admin (if no active admin exists) and the missing plans; never modify others."""
@@ -206,12 +208,7 @@ def seed(*, plans_file: Path | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "--plans",
-    "plans_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Seed from this plan catalogue (TOML) instead of the shipped one.",
-)
+@_plans_option
 @click.option(
     "--force", is_flag=True, default=None, help="Allow migrating in production when a gate requires it."
 )
