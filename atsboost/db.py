@@ -10,9 +10,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from atsboost.engine import create_engine
+from atsboost.retry import run_transaction, transaction
 from atsboost.settings import Settings, get_settings
 
-__all__ = ["create_engine", "dispose_engine", "get_engine", "session_scope", "startup"]
+__all__ = [
+    "create_engine",
+    "dispose_engine",
+    "get_engine",
+    "run_transaction",
+    "session_scope",
+    "startup",
+    "transaction",
+]
 
 _lock = threading.Lock()
 _engine: Engine | None = None

@@ -57,16 +57,29 @@ def stop(directory: Path) -> bool:
     pgdata = directory / _PGDATA
     if _postmaster_pid(pgdata) is None:
         return False
+    _pg_ctl(pgdata, "stop")
+    logger.info("stopped the embedded PostgreSQL in %s", pgdata)
+    return True
+
+
+def restart(directory: Path) -> None:
+    """Restart the running embedded server (fast shutdown: open sessions are ended)."""
+    pgdata = directory / _PGDATA
+    if _postmaster_pid(pgdata) is None:
+        raise EmbeddedServerError(f"the embedded PostgreSQL in {pgdata} is not running; nothing to restart")
+    _pg_ctl(pgdata, "restart")
+    logger.info("restarted the embedded PostgreSQL in %s", pgdata)
+
+
+def _pg_ctl(pgdata: Path, action: str) -> None:
     pgserver = _import_pgserver()
     user = "pgserver" if os.geteuid() == 0 else None  # pgserver's own rule for running as root
     try:
-        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+        pgserver.pg_ctl(["-w", "-m", "fast", action], pgdata=pgdata, user=user)
     except Exception as exc:
         raise EmbeddedServerError(
-            f"could not stop the embedded PostgreSQL in {pgdata} ({exc}); see {pgdata / 'log'}"
+            f"could not {action} the embedded PostgreSQL in {pgdata} ({exc}); see {pgdata / 'log'}"
         ) from exc
-    logger.info("stopped the embedded PostgreSQL in %s", pgdata)
-    return True
 
 
 def _import_pgserver() -> ModuleType:

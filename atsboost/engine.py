@@ -28,6 +28,7 @@ class EngineOptions(TypedDict):
     pool_timeout: float
     pool_use_lifo: bool
     idle_timeout: float
+    validate_after: float
     connect_args: dict[str, Any]
 
 
@@ -55,6 +56,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         pool_timeout=settings.pool.timeout,
         pool_use_lifo=True,
         idle_timeout=settings.pool.idle_timeout,
+        validate_after=settings.runtime.validate_after,
         connect_args=connect_args(settings),
     )
 

@@ -37,3 +37,7 @@ class SeedRefusedError(SeedError):
 
 class CatalogueError(SeedError):
     """The plan catalogue is malformed; the message names the file, the plan and the field."""
+
+
+class TransactionOutcomeUnknownError(AtsboostError):
+    """The connection broke during COMMIT: the transaction may or may not have been applied."""

@@ -15,8 +15,9 @@ import os
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import queue as sqla_queue
 
@@ -29,10 +30,13 @@ class IdleTimeoutQueuePool(QueuePool):
     """QueuePool that closes connections left unused for longer than ``idle_timeout``."""
 
     # Not keyword-only: create_engine finds pool arguments by positional-or-keyword name.
-    def __init__(self, creator: Any, idle_timeout: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self, creator: Any, idle_timeout: float | None = None, validate_after: float = 1.0, **kw: Any
+    ) -> None:
         kw.setdefault("use_lifo", True)
         super().__init__(creator, **kw)
         self._idle_timeout = idle_timeout
+        self._validate_after = validate_after
         self._stopped = threading.Event()
         self._reaper_pid: int | None = None
         self._reaper_lock = threading.Lock()
@@ -75,6 +79,7 @@ class IdleTimeoutQueuePool(QueuePool):
         new = super().recreate()
         assert isinstance(new, IdleTimeoutQueuePool)
         new._idle_timeout = self._idle_timeout
+        new._validate_after = self._validate_after
         return new
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
@@ -87,13 +92,34 @@ class IdleTimeoutQueuePool(QueuePool):
         if self._expired(record):
             # Closing the DBAPI connection makes the entry reconnect on checkout.
             record.close()
+        elif self._idle_for(record) > self._validate_after:
+            self._validate(record)
         return record
 
-    def _expired(self, record: ConnectionPoolEntry) -> bool:
-        if self._idle_timeout is None or record.dbapi_connection is None:
-            return False
+    def _validate(self, record: ConnectionPoolEntry) -> None:
+        """Ping a connection that sat idle; if it is dead, reconnect it and recycle its generation.
+
+        A busy connection is not pinged (HikariCP's bypass window): after a server
+        restart the first idle checkout finds the break, and every connection older
+        than that moment is then recycled at its next checkout, without a round trip.
+        """
+        connection = record.dbapi_connection
+        assert connection is not None  # _idle_for is 0 for an entry without a connection
+        try:
+            cast(Dialect, self._dialect).do_ping(connection)
+        except Exception as exc:
+            logger.info("a pooled connection was dead (%s); reconnecting", str(exc).strip().splitlines()[0])
+            self._invalidate_time = time.time()
+            record.invalidate(exc)
+
+    def _idle_for(self, record: ConnectionPoolEntry) -> float:
         idle_since = record.info.get(_IDLE_SINCE)
-        return idle_since is not None and time.monotonic() - idle_since > self._idle_timeout
+        if idle_since is None or record.dbapi_connection is None:
+            return 0.0
+        return time.monotonic() - float(idle_since)
+
+    def _expired(self, record: ConnectionPoolEntry) -> bool:
+        return self._idle_timeout is not None and self._idle_for(record) > self._idle_timeout
 
     def _discard(self, record: ConnectionPoolEntry) -> None:
         try:

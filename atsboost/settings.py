@@ -22,12 +22,11 @@ from sqlalchemy.exc import ArgumentError
 from atsboost.cpus import usable_cpus
 from atsboost.envvars import EnvironmentVariables
 from atsboost.errors import ConfigurationError
+from atsboost.sslmode import SSL_MODES, SSLSettings, resolve_ssl
 
 logger = logging.getLogger(__name__)
 
 DRIVER = "postgresql+psycopg"
-SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-WEAK_SSL_MODES = frozenset({"disable", "allow", "prefer"})
 _SCHEMES = frozenset({"postgres", "postgresql", DRIVER})
 _MAX_PRODUCTION_POOL = 20
 
@@ -69,12 +68,16 @@ class PoolSettings:
 
 
 @dataclass(frozen=True)
-class SSLSettings:
-    """The libpq ``sslmode`` to use (None: libpq's own default) and why."""
+class RuntimeSettings:
+    """Resilience at run time: retry budget, stale-connection checks, monitor, leak detection."""
 
-    mode: str | None
-    root_cert: str | None
-    origin: str
+    validate_after: float
+    retry_attempts: int
+    retry_max_seconds: float
+    monitor: bool
+    health_interval: float
+    long_query_seconds: float
+    leak_threshold: float | None
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class Settings:
     embedded_dir: Path
     migration: MigrationSettings
     seed: SeedSettings
+    runtime: RuntimeSettings
     warnings: tuple[str, ...] = ()
 
     @property
@@ -170,6 +174,21 @@ def load_migration_settings(environ: Mapping[str, str]) -> MigrationSettings:
     )
 
 
+def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSettings:
+    production = environment is Environment.PRODUCTION
+    leak_default = None if production else 60.0
+    leak = env.seconds("DATABASE_LEAK_THRESHOLD", leak_default or 0.0, minimum=0.0)
+    return RuntimeSettings(
+        validate_after=env.seconds("DATABASE_VALIDATE_AFTER", 1.0, minimum=0.0),
+        retry_attempts=env.integer("DATABASE_RETRY_ATTEMPTS", 20, minimum=1),
+        retry_max_seconds=env.seconds("DATABASE_RETRY_MAX_SECONDS", 15.0, minimum=0.0),
+        monitor=env.boolean("DATABASE_HEALTH_MONITOR", default=production),
+        health_interval=env.seconds("DATABASE_HEALTH_INTERVAL", 30.0, minimum=0.1),
+        long_query_seconds=env.seconds("DATABASE_LONG_QUERY_SECONDS", 60.0, minimum=0.1),
+        leak_threshold=leak if leak > 0 else None,
+    )
+
+
 def _seed(env: EnvironmentVariables) -> SeedSettings:
     email = env.text("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
     if not _EMAIL.fullmatch(email) or "." not in email.rsplit("@", 1)[1]:
@@ -201,7 +220,7 @@ def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Set
     environment, environment_origin = _environment(env)
     warnings: list[str] = []
     url, url_ssl_mode, url_root_cert = _database_url(env, environment)
-    ssl = _ssl(env, environment, url, url_ssl_mode, url_root_cert, warnings)
+    ssl = resolve_ssl(env, environment, url, url_ssl_mode, url_root_cert, warnings)
     settings = Settings(
         environment=environment,
         environment_origin=environment_origin,
@@ -214,6 +233,7 @@ def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Set
         embedded_dir=Path(env.text("ATSBOOST_EMBEDDED_DIR") or ".atsboost").expanduser().resolve(),
         migration=load_migration_settings(environ),
         seed=_seed(env),
+        runtime=_runtime(env, environment),
         warnings=tuple(warnings),
     )
     for warning in settings.warnings:
@@ -281,63 +301,6 @@ def _parse_url(raw: str) -> URL:
             "only; use a postgresql:// (or postgres://) URL"
         )
     return url.set(drivername=DRIVER)
-
-
-def _ssl(
-    env: EnvironmentVariables,
-    environment: Environment,
-    url: URL | None,
-    url_mode: str | None,
-    url_root_cert: str | None,
-    warnings: list[str],
-) -> SSLSettings:
-    production = environment is Environment.PRODUCTION
-    root_cert = _root_cert(env.text("DATABASE_SSL_ROOT_CERT"), "DATABASE_SSL_ROOT_CERT")
-    root_cert = root_cert or _root_cert(url_root_cert, "sslrootcert in DATABASE_URL")
-    if env.boolean("DATABASE_DISABLE_SSL", default=False):
-        if production:
-            warnings.append(
-                "DATABASE_DISABLE_SSL=true in production: the database connection is NOT "
-                "encrypted; unset DATABASE_DISABLE_SSL unless the network path is private"
-            )
-        return SSLSettings("disable", None, "DATABASE_DISABLE_SSL=true")
-    if url_mode is not None:
-        if production and url_mode in WEAK_SSL_MODES:
-            warnings.append(
-                f"sslmode={url_mode} in DATABASE_URL in production: the connection may be "
-                "unencrypted; use sslmode=require or verify-full"
-            )
-        return SSLSettings(url_mode, root_cert, "sslmode in DATABASE_URL")
-    explicit = env.text("DATABASE_SSL") is not None
-    if not env.boolean("DATABASE_SSL", default=production):
-        if production:
-            warnings.append(
-                "DATABASE_SSL=false in production: libpq's default (prefer) may connect without "
-                "encryption; unset DATABASE_SSL, or set sslmode in DATABASE_URL deliberately"
-            )
-        origin = "DATABASE_SSL=false" if explicit else f"DATABASE_SSL unset in {environment.value}"
-        return SSLSettings(None, root_cert, origin)
-    if url is None:
-        raise ConfigurationError(
-            "DATABASE_SSL=true asks for an encrypted connection, but DATABASE_URL is unset and the "
-            "embedded development server has no SSL; set DATABASE_URL or unset DATABASE_SSL"
-        )
-    origin = "DATABASE_SSL=true" if explicit else "production default"
-    if root_cert is not None:
-        return SSLSettings("verify-full", root_cert, f"{origin} with a CA file")
-    return SSLSettings("require", None, origin)
-
-
-def _root_cert(value: str | None, where: str) -> str | None:
-    if value is None or value == "system":
-        return value
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise ConfigurationError(
-            f"{where} names {value!r}, which is not a readable file; point it at your server's "
-            "CA certificate (PEM), or unset it"
-        )
-    return str(path.resolve())
 
 
 def _pool(env: EnvironmentVariables, environment: Environment, cpus: int | None) -> PoolSettings:

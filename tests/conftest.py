@@ -235,3 +235,38 @@ def add_revision(ini: Path, revision: str, upgrade: str, downgrade: str = "pass"
         ]
     )
     (ini.parent / "alembic" / "versions" / f"2099_01_01_0000-{revision}_test.py").write_text(text)
+
+
+@dataclass
+class ControlledServer:
+    """A PostgreSQL of the test's own, which it may restart and stop."""
+
+    directory: Path
+    url: URL
+
+    def restart(self) -> None:
+        embedded.restart(self.directory)
+
+    def stop(self) -> None:
+        embedded.stop(self.directory)
+
+    def start(self) -> None:
+        embedded.ensure_running(self.directory)
+
+    def environ(self, **overrides: str) -> dict[str, str]:
+        return {
+            "ATSBOOST_ENV": "testing",
+            "DATABASE_URL": self.url.render_as_string(hide_password=False),
+            **overrides,
+        }
+
+
+@pytest.fixture(scope="module")
+def controlled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlledServer]:
+    """Faults are caused for real: this server is restarted, stopped and its backends killed."""
+    directory = tmp_path_factory.mktemp("controlled-server")
+    url = embedded.ensure_running(directory)
+    try:
+        yield ControlledServer(directory, url)
+    finally:
+        embedded.stop(directory)

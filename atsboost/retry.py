@@ -1,0 +1,158 @@
+"""Whole-transaction retry for transient PostgreSQL errors.
+
+A transaction is retried from its beginning, never resumed: ``fn(session)`` runs
+again on a fresh connection. Retried: serialization failures (40001), deadlocks
+(40P01), admin shutdown and crash recovery (57P01-57P03), too many connections
+(53300), and connection failures or losses before COMMIT (class 08, or a driver
+error without SQLSTATE that SQLAlchemy flags as a disconnect). Never retried:
+constraint violations, syntax errors, permission errors. A connection lost
+*during* COMMIT leaves the outcome unknown: ``fn`` runs again only when the
+caller declared it idempotent; otherwise TransactionOutcomeUnknownError.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg
+import sqlalchemy.exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
+
+from atsboost.errors import TransactionOutcomeUnknownError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
+# At COMMIT these mean the connection went away: whether the commit happened is unknown.
+_LOST_CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """Return the SQLSTATE behind a SQLAlchemy or psycopg error, if the server sent one."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Tell whether running the whole transaction again may succeed."""
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return False
+    state = sqlstate(exc)
+    if state in RETRYABLE_SQLSTATES or (state or "").startswith("08"):
+        return True
+    # No SQLSTATE: the connection failed or was lost before the server could answer.
+    return exc.connection_invalidated or (state is None and isinstance(exc.orig, psycopg.OperationalError))
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return False
+    state = sqlstate(exc)
+    lost = state in _LOST_CONNECTION_SQLSTATES or (state or "").startswith("08")
+    return lost or exc.connection_invalidated or state is None
+
+
+def run_transaction(
+    fn: Callable[[Session], T],
+    *,
+    engine: Engine | None = None,
+    idempotent: bool = False,
+    attempts: int | None = None,
+    max_seconds: float | None = None,
+    isolation_level: str | None = None,
+) -> T:
+    """Run ``fn(session)`` in a transaction and commit; on a transient error, run it all again.
+
+    ``fn`` must have no side effects outside the database (it may run several
+    times). Attempts and total time default to DATABASE_RETRY_ATTEMPTS and
+    DATABASE_RETRY_MAX_SECONDS. Pass ``idempotent=True`` when running ``fn`` twice
+    is harmless, so a connection lost during COMMIT is retried too.
+    """
+    from atsboost.db import get_engine
+    from atsboost.settings import get_settings
+
+    if attempts is None or max_seconds is None:
+        runtime = get_settings().runtime
+        attempts = attempts or runtime.retry_attempts
+        max_seconds = runtime.retry_max_seconds if max_seconds is None else max_seconds
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
+        wait=wait_exponential(multiplier=0.05, max=0.5) + wait_random(0, 0.05),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    bind = engine or get_engine()
+    if isolation_level is not None:
+        bind = bind.execution_options(isolation_level=isolation_level)
+    result: T = retrying(_attempt, fn, bind, idempotent)
+    return result
+
+
+def transaction(
+    *, idempotent: bool = False, isolation_level: str | None = None, engine: Engine | None = None
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate ``fn(session, *args)`` so every call runs through ``run_transaction``."""
+
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            return run_transaction(
+                lambda session: fn(session, *args, **kwargs),
+                engine=engine,
+                idempotent=idempotent,
+                isolation_level=isolation_level,
+            )
+
+        return wrapper
+
+    return decorate
+
+
+def _attempt(fn: Callable[[Session], T], bind: Engine, idempotent: bool) -> T:  # noqa: FBT001
+    with Session(bind, expire_on_commit=False) as session:
+        result = fn(session)
+        try:
+            session.commit()
+        except sqlalchemy.exc.DBAPIError as exc:
+            if _lost_connection(exc) and not idempotent:
+                raise TransactionOutcomeUnknownError(
+                    "the connection broke during COMMIT, so the transaction may or may not have been "
+                    f"applied ({_reason(exc)}); check before repeating it, or pass idempotent=True if "
+                    "running it twice is harmless"
+                ) from exc
+            raise
+    return result
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    code = (sqlstate(exc) if exc is not None else None) or "no SQLSTATE"
+    logger.warning(
+        "transaction failed with %s (%s); retrying, attempt %d, in %.2f s",
+        code,
+        _reason(exc) if exc is not None else "",
+        state.attempt_number + 1,
+        state.upcoming_sleep,
+    )
