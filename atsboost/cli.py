@@ -50,7 +50,7 @@ def cli(ctx: click.Context, *, debug: bool) -> None:
     if not debug:
         # Our own progress lines say what runs; the libraries' INFO chatter is for --debug.
         # (SQLAlchemy logs pool lifecycle under the pool class's module: atsboost.pool.)
-        for name in ("pgserver", "alembic", "atsboost.pool"):
+        for name in ("pgserver", "alembic", "atsboost.pool", "atsboost.shutdown"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -29,6 +29,7 @@ class EngineOptions(TypedDict):
     pool_use_lifo: bool
     idle_timeout: float
     validate_after: float
+    leak_threshold: float | None
     connect_args: dict[str, Any]
 
 
@@ -57,6 +58,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         pool_use_lifo=True,
         idle_timeout=settings.pool.idle_timeout,
         validate_after=settings.runtime.validate_after,
+        leak_threshold=settings.runtime.leak_threshold,
         connect_args=connect_args(settings),
     )
 

@@ -1,4 +1,4 @@
-"""A QueuePool whose idle timeout is real.
+"""A QueuePool whose idle timeout is real, which validates idle connections and tracks checkouts.
 
 SQLAlchemy's QueuePool keeps an unused connection open forever (``pool_recycle``
 only looks at a connection's age, and only when it is checked out). Here a
@@ -6,6 +6,10 @@ connection that sat in the pool longer than ``idle_timeout`` seconds is closed b
 a background reaper, so it stops holding a server slot, and a checkout never hands
 out one that has expired. The pool is used LIFO so that, under light load, the
 connections at the bottom of the stack really do go idle and get reaped.
+
+It also remembers who holds which connection since when: the maintenance thread
+reports leaks (atsboost.leaks), and graceful shutdown waits for, then cancels,
+what is still checked out.
 """
 
 from __future__ import annotations
@@ -14,16 +18,28 @@ import logging
 import os
 import threading
 import time
+import traceback
 import weakref
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import queue as sqla_queue
 
+from atsboost import leaks
+from atsboost.errors import DatabaseUnavailableError
+
 logger = logging.getLogger(__name__)
 
 _IDLE_SINCE = "atsboost.idle_since"
+
+
+@dataclass
+class _Checkout:
+    since: float
+    stack: traceback.StackSummary | None
+    reported: bool = False
 
 
 class IdleTimeoutQueuePool(QueuePool):
@@ -31,12 +47,20 @@ class IdleTimeoutQueuePool(QueuePool):
 
     # Not keyword-only: create_engine finds pool arguments by positional-or-keyword name.
     def __init__(
-        self, creator: Any, idle_timeout: float | None = None, validate_after: float = 1.0, **kw: Any
+        self,
+        creator: Any,
+        idle_timeout: float | None = None,
+        validate_after: float = 1.0,
+        leak_threshold: float | None = None,
+        **kw: Any,
     ) -> None:
         kw.setdefault("use_lifo", True)
         super().__init__(creator, **kw)
         self._idle_timeout = idle_timeout
         self._validate_after = validate_after
+        self._leak_threshold = leak_threshold
+        self._checked_out: dict[ConnectionPoolEntry, _Checkout] = {}
+        self._draining = False
         self._stopped = threading.Event()
         self._reaper_pid: int | None = None
         self._reaper_lock = threading.Lock()
@@ -68,6 +92,28 @@ class IdleTimeoutQueuePool(QueuePool):
             logger.debug("closed %d connection(s) idle for over %ss", closed, self._idle_timeout)
         return closed
 
+    def drain(self) -> None:
+        """Stop handing out connections: every later checkout fails at once (graceful shutdown)."""
+        self._draining = True
+
+    def in_use(self) -> list[ConnectionPoolEntry]:
+        """Return the entries checked out right now."""
+        return list(self._checked_out)
+
+    def report_leaks(self) -> int:
+        """Report, once each, connections held longer than the leak threshold; return how many."""
+        if self._leak_threshold is None:
+            return 0
+        now = time.monotonic()
+        reported = 0
+        for checkout in list(self._checked_out.values()):
+            held = now - checkout.since
+            if held > self._leak_threshold and not checkout.reported and checkout.stack is not None:
+                checkout.reported = True
+                leaks.report(held, self._leak_threshold, checkout.stack)
+                reported += 1
+        return reported
+
     def dispose(self) -> None:
         """Close the pooled connections and stop the reaper."""
         self._stopped.set()
@@ -80,20 +126,29 @@ class IdleTimeoutQueuePool(QueuePool):
         assert isinstance(new, IdleTimeoutQueuePool)
         new._idle_timeout = self._idle_timeout
         new._validate_after = self._validate_after
+        new._leak_threshold = self._leak_threshold
         return new
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        self._checked_out.pop(record, None)
         record.info[_IDLE_SINCE] = time.monotonic()
         self._start_reaper()
         super()._do_return_conn(record)
 
     def _do_get(self) -> ConnectionPoolEntry:
+        if self._draining:
+            raise DatabaseUnavailableError(
+                "the database layer is shutting down: no new connections are handed out"
+            )
         record = super()._do_get()
         if self._expired(record):
             # Closing the DBAPI connection makes the entry reconnect on checkout.
             record.close()
         elif self._idle_for(record) > self._validate_after:
             self._validate(record)
+        stack = leaks.capture_stack() if self._leak_threshold is not None else None
+        self._checked_out[record] = _Checkout(time.monotonic(), stack)
+        self._start_reaper()
         return record
 
     def _validate(self, record: ConnectionPoolEntry) -> None:
@@ -135,13 +190,14 @@ class IdleTimeoutQueuePool(QueuePool):
 
     def _start_reaper(self) -> None:
         # A forked worker inherits the flag but not the thread: track the pid.
-        if self._idle_timeout is None or self._reaper_pid == os.getpid():
+        if self._reaper_pid == os.getpid() or (self._idle_timeout is None and self._leak_threshold is None):
             return
         with self._reaper_lock:
             if self._reaper_pid == os.getpid():
                 return
             self._reaper_pid = os.getpid()
-            interval = min(max(self._idle_timeout / 4, 0.1), 5.0)
+            periods = [t for t in (self._idle_timeout, self._leak_threshold) if t is not None]
+            interval = min(max(min(periods) / 4, 0.1), 5.0)
             thread = threading.Thread(
                 target=_reap_forever,
                 args=(weakref.ref(self), self._stopped, interval),
@@ -161,6 +217,7 @@ def _reap_forever(
             return
         try:
             pool.reap_idle()
-        except Exception:  # a reaper must never die silently mid-flight
-            logger.exception("closing idle connections failed")
+            pool.report_leaks()
+        except Exception:  # a maintenance thread must never die silently mid-flight
+            logger.exception("pool maintenance failed")
         del pool

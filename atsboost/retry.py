@@ -156,3 +156,38 @@ def _log_retry(state: RetryCallState) -> None:
         state.attempt_number + 1,
         state.upcoming_sleep,
     )
+
+
+def wait_for_database(engine: Engine, *, seconds: float) -> None:
+    """Connect, retrying transient failures with backoff for up to ``seconds`` in total.
+
+    During a deploy the database may still be starting; past the budget this raises
+    DatabaseUnavailableError naming the (masked) URL and the last reason.
+    """
+    from atsboost.engine import unavailable
+
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_delay(seconds),
+        wait=wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1),
+        before_sleep=_log_wait,
+        reraise=True,
+    )
+    try:
+        retrying(_ping, engine)
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise unavailable(engine.url, exc) from None
+
+
+def _ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
+def _log_wait(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "the database is not reachable yet (%s); trying again in %.2f s",
+        _reason(exc) if exc is not None else "unknown",
+        state.upcoming_sleep,
+    )
