@@ -34,6 +34,11 @@ def ensure_running(directory: Path, *, database: str = DATABASE) -> URL:
     pgdata = _prepare(directory)
     try:
         server = pgserver.get_server(pgdata, cleanup_mode=None)
+        if _postmaster_pid(pgdata) is None:
+            # pgserver caches one server object per directory: after a stop in this same
+            # process it would hand the stale one back. Start it again under pgserver's lock.
+            with getattr(server, "_lock", contextlib.nullcontext()):
+                server.ensure_postgres_running()
     except Exception as exc:
         raise EmbeddedServerError(
             f"the embedded PostgreSQL in {pgdata} did not start ({exc}); its log is "

@@ -1,12 +1,14 @@
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from sqlalchemy import text
 
 from atsboost import db
-from atsboost.errors import MigrationRefusedError
-from atsboost.settings import get_settings
+from atsboost.errors import DatabaseUnavailableError, MigrationRefusedError
+from atsboost.settings import get_settings, load_settings
 
 
 @pytest.fixture
@@ -97,3 +99,52 @@ def test_startup_fails_fast_when_the_production_gate_is_closed(make_settings, ma
     assert "refusing to apply 2 revision(s) in production" in str(info.value)
     assert "055d037ec299 (initial schema" in str(info.value)
     assert applied_revisions(make_engine()) == []
+
+
+@pytest.fixture
+def process_wide(monkeypatch):
+    """Let a test use the process-wide engine, and leave none behind."""
+    monkeypatch.setattr(db, "_settings", None)
+    yield
+    db.dispose_engine()
+
+
+def test_startup_waits_for_a_database_that_is_still_starting(controlled_server, process_wide):
+    settings = load_settings(controlled_server.environ(DATABASE_CONNECT_TIMEOUT="15"))
+    controlled_server.stop()
+    threading.Timer(1.0, controlled_server.start).start()
+    started = time.monotonic()
+    engine = db.startup(settings)
+    assert time.monotonic() - started >= 0.9
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+
+
+def test_startup_gives_up_after_the_connect_timeout(unused_tcp_port, process_wide):
+    settings = load_settings(
+        {
+            "ATSBOOST_ENV": "testing",
+            "DATABASE_URL": f"postgresql://app:pw@127.0.0.1:{unused_tcp_port}/db",
+            "DATABASE_CONNECT_TIMEOUT": "1",
+        }
+    )
+    started = time.monotonic()
+    with pytest.raises(
+        DatabaseUnavailableError, match=rf"cannot connect to .*app:\*\*\*@127.0.0.1:{unused_tcp_port}"
+    ):
+        db.startup(settings)
+    assert time.monotonic() - started < 5
+
+
+def test_health_state_from_the_monitor_and_without_it(make_settings, process_wide):
+    settings = make_settings(DATABASE_HEALTH_MONITOR="true", DATABASE_HEALTH_INTERVAL="0.2")
+    db.startup(settings)
+    deadline = time.monotonic() + 3
+    while db.health_state()["status"] != "healthy" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    state = db.health_state()
+    assert state["status"] == "healthy" and state["consecutive_failures"] == 0
+    assert state["pool_capacity"] == 5
+    db.dispose_engine()
+    db.startup(make_settings(DATABASE_MIGRATE_ON_STARTUP="false"))  # no monitor: one live check
+    assert db.health_state()["status"] == "healthy"
