@@ -8,15 +8,7 @@ from sqlalchemy import text
 from atsboost.engine import create_engine
 from atsboost.monitor import HealthMonitor
 from atsboost.settings import load_settings
-
-
-def wait_until(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+from tests.conftest import wait_until
 
 
 @pytest.fixture

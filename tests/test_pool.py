@@ -3,6 +3,8 @@ import time
 
 from sqlalchemy import text
 
+from tests.conftest import wait_until
+
 
 def count_backends(observer, application_name):
     with observer.connect() as conn:
@@ -15,15 +17,6 @@ def count_backends(observer, application_name):
 def backend_pid(engine):
     with engine.connect() as conn:
         return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-
-
-def wait_for(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_idle_connections_are_closed_on_the_server(make_engine):
@@ -39,7 +32,7 @@ def test_idle_connections_are_closed_on_the_server(make_engine):
     assert engine.pool.checkedin() == 3
 
     # Nobody touches the engine: the reaper alone must release the server slots.
-    assert wait_for(lambda: count_backends(observer, name) == 0, timeout=4)
+    assert wait_until(lambda: count_backends(observer, name) == 0, timeout=4)
     assert engine.pool.checkedin() == 0
 
     with engine.connect() as conn:
