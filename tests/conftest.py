@@ -9,11 +9,13 @@ cloned from a template.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -242,17 +244,17 @@ def add_revision(ini: Path, revision: str, upgrade: str, downgrade: str = "pass"
 class ControlledServer:
     """A PostgreSQL of the test's own, which it may restart and stop."""
 
-    directory: Path
     url: URL
+    control: Callable[[str], object]  # "start", "stop" or "restart"
 
     def restart(self) -> None:
-        embedded.restart(self.directory)
+        self.control("restart")
 
     def stop(self) -> None:
-        embedded.stop(self.directory)
+        self.control("stop")
 
     def start(self) -> None:
-        embedded.ensure_running(self.directory)
+        self.control("start")
 
     def environ(self, **overrides: str) -> dict[str, str]:
         return {
@@ -264,13 +266,68 @@ class ControlledServer:
 
 @pytest.fixture(scope="module")
 def controlled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlledServer]:
-    """Faults are caused for real: this server is restarted, stopped and its backends killed."""
+    """Faults are caused for real: this server is restarted, stopped and its backends killed.
+
+    By default it is an embedded PostgreSQL; with ATSBOOST_TEST_PG_BINDIR it is a
+    cluster started from those binaries (CI points it at the second test server's
+    version, so the fault tests run on both versions).
+    """
+    bindir = os.environ.get("ATSBOOST_TEST_PG_BINDIR")
+    if bindir:
+        with _own_cluster(Path(bindir)) as server:
+            yield server
+        return
     directory = tmp_path_factory.mktemp("controlled-server")
     url = embedded.ensure_running(directory)
+    actions: dict[str, Callable[[Path], object]] = {
+        "start": embedded.ensure_running,
+        "stop": embedded.stop,
+        "restart": embedded.restart,
+    }
     try:
-        yield ControlledServer(directory, url)
+        yield ControlledServer(url, lambda action: actions[action](directory))
     finally:
         embedded.stop(directory)
+
+
+@contextlib.contextmanager
+def _own_cluster(bindir: Path) -> Iterator[ControlledServer]:
+    """initdb and start a throwaway cluster; as root, as the 'postgres' user (initdb refuses root)."""
+    user = "postgres" if os.geteuid() == 0 else None
+    directory = Path(tempfile.mkdtemp(prefix="atsboost-cluster-"))
+    pgdata = directory / "pgdata"
+
+    def run(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, user=user, timeout=120)
+
+    try:
+        if user:
+            shutil.chown(directory, user)
+        run(str(bindir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+
+        def control(action: str) -> None:
+            options = f"-k {pgdata} -h ''"
+            run(
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(pgdata),
+                "-l",
+                str(pgdata / "log"),
+                "-w",
+                "-m",
+                "fast",
+                "-o",
+                options,
+                action,
+            )
+
+        control("start")
+        url = URL.create("postgresql+psycopg", "postgres", database="postgres", query={"host": str(pgdata)})
+        yield ControlledServer(url, control)
+        with contextlib.suppress(subprocess.CalledProcessError):
+            control("stop")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
