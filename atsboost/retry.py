@@ -76,13 +76,16 @@ def run_transaction(
     attempts: int | None = None,
     max_seconds: float | None = None,
     isolation_level: str | None = None,
+    read_only: bool = False,
 ) -> T:
     """Run ``fn(session)`` in a transaction and commit; on a transient error, run it all again.
 
     ``fn`` must have no side effects outside the database (it may run several
     times). Attempts and total time default to DATABASE_RETRY_ATTEMPTS and
     DATABASE_RETRY_MAX_SECONDS. Pass ``idempotent=True`` when running ``fn`` twice
-    is harmless, so a connection lost during COMMIT is retried too.
+    is harmless, so a connection lost during COMMIT is retried too. With
+    ``read_only=True`` the server refuses writes, so a connection lost at COMMIT
+    loses nothing and ``fn``'s result stands.
     """
     from atsboost.db import get_engine
     from atsboost.settings import get_settings
@@ -101,12 +104,18 @@ def run_transaction(
     bind = engine or get_engine()
     if isolation_level is not None:
         bind = bind.execution_options(isolation_level=isolation_level)
-    result: T = retrying(_attempt, fn, bind, idempotent)
+    if read_only:
+        bind = bind.execution_options(postgresql_readonly=True)  # BEGIN READ ONLY, no extra round trip
+    result: T = retrying(_attempt, fn, bind, idempotent, read_only)
     return result
 
 
 def transaction(
-    *, idempotent: bool = False, isolation_level: str | None = None, engine: Engine | None = None
+    *,
+    idempotent: bool = False,
+    read_only: bool = False,
+    isolation_level: str | None = None,
+    engine: Engine | None = None,
 ) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorate ``fn(session, *args)`` so every call runs through ``run_transaction``."""
 
@@ -117,6 +126,7 @@ def transaction(
                 lambda session: fn(session, *args, **kwargs),
                 engine=engine,
                 idempotent=idempotent,
+                read_only=read_only,
                 isolation_level=isolation_level,
             )
 
@@ -125,12 +135,14 @@ def transaction(
     return decorate
 
 
-def _attempt(fn: Callable[[Session], T], bind: Engine, idempotent: bool) -> T:  # noqa: FBT001
+def _attempt(fn: Callable[[Session], T], bind: Engine, idempotent: bool, read_only: bool) -> T:  # noqa: FBT001
     with Session(bind, expire_on_commit=False) as session:
         result = fn(session)
         try:
             session.commit()
         except sqlalchemy.exc.DBAPIError as exc:
+            if read_only and _lost_connection(exc):
+                return result  # nothing was written, so nothing was lost
             if _lost_connection(exc) and not idempotent:
                 raise TransactionOutcomeUnknownError(
                     "the connection broke during COMMIT, so the transaction may or may not have been "

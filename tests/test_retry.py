@@ -51,7 +51,7 @@ def test_200_transactions_from_8_threads_across_a_server_restart(controlled_serv
     def work():
         for _ in range(25):
             try:
-                run_transaction(select_one, engine=server_engine)
+                run_transaction(select_one, engine=server_engine, read_only=True)
                 successes.append(time.monotonic())
             except Exception as exc:  # every one of these is a failure of the test
                 errors.append(exc)
@@ -189,3 +189,20 @@ def test_permanent_errors_are_not_transient(counter):
                 conn.execute(text(statement))
             assert not is_transient(info.value)
             conn.rollback()
+
+
+def test_read_only_transactions_refuse_writes(counter):
+    with pytest.raises(sqlalchemy.exc.InternalError, match="read-only transaction"):
+        run_transaction(lambda s: s.execute(text("UPDATE counter SET n = 1")), engine=counter, read_only=True)
+
+
+def test_a_read_only_transaction_survives_a_broken_commit(counter):
+    def read_then_lose_the_connection(session):
+        n = session.execute(text("SELECT n FROM counter")).scalar_one()
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with counter.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        time.sleep(0.1)
+        return n
+
+    assert run_transaction(read_then_lose_the_connection, engine=counter, read_only=True) == 0
