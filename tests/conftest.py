@@ -290,6 +290,21 @@ def controlled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cont
         embedded.stop(directory)
 
 
+@pytest.fixture
+def make_server_engine(controlled_server: ControlledServer) -> Iterator[Callable[..., Engine]]:
+    """Build engines on the controlled server from settings overrides; all disposed afterwards."""
+    engines: list[Engine] = []
+
+    def make(**overrides: str) -> Engine:
+        engine = create_engine(load_settings(controlled_server.environ(**overrides)))
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
 @contextlib.contextmanager
 def _own_cluster(bindir: Path) -> Iterator[ControlledServer]:
     """initdb and start a throwaway cluster; as root, as the 'postgres' user (initdb refuses root)."""

@@ -6,30 +6,20 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from atsboost.engine import create_engine
 from atsboost.errors import TransactionOutcomeUnknownError
 from atsboost.retry import is_transient, run_transaction, transaction
-from atsboost.settings import load_settings
 
 
 @pytest.fixture
-def server_engine(controlled_server):
+def server_engine(make_server_engine):
     """An engine on the server this module restarts."""
-    engine = create_engine(
-        load_settings(controlled_server.environ(DATABASE_APPLICATION_NAME="atsboost-retry"))
-    )
-    yield engine
-    engine.dispose()
+    return make_server_engine(DATABASE_APPLICATION_NAME="atsboost-retry")
 
 
 @pytest.fixture
-def killer(controlled_server):
+def killer(make_server_engine):
     """A separate engine, so the killing connection is never one of the victims."""
-    engine = create_engine(
-        load_settings(controlled_server.environ(DATABASE_APPLICATION_NAME="atsboost-killer"))
-    )
-    yield engine
-    engine.dispose()
+    return make_server_engine(DATABASE_APPLICATION_NAME="atsboost-killer")
 
 
 @pytest.fixture
