@@ -237,6 +237,64 @@ def init(*, plans_file: Path | None, force: bool | None) -> None:
     )
 
 
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (schema: docs/health.md).")
+@click.option("--check", is_flag=True, help="Print one line and exit 0 OK, 1 WARNING, 2 CRITICAL.")
+@click.option(
+    "--long-query-seconds", type=float, default=60.0, show_default=True, help="List queries running longer."
+)
+@click.option("--critical-query-seconds", type=float, default=300.0, show_default=True)
+@click.option(
+    "--warning-connections", type=float, default=80.0, show_default=True, help="Percent of usable slots."
+)
+@click.option("--critical-connections", type=float, default=95.0, show_default=True)
+@click.option("--warning-idle-transaction", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option("--critical-idle-transaction", type=float, default=300.0, show_default=True)
+@click.option("--warning-cache-hit", type=float, default=99.0, show_default=True, help="Percent.")
+@click.option("--critical-cache-hit", type=float, default=95.0, show_default=True)
+def health(*, as_json: bool, check: bool, long_query_seconds: float, **limits: float) -> None:
+    """Report on the database: connection, size, tables, connections, long queries, blocking, indexes."""
+    from atsboost import db, migrations
+    from atsboost import health as reporting
+    from atsboost.health_checks import EXIT_CODES, Thresholds, evaluate, overall, summary
+    from atsboost.health_render import render
+
+    thresholds = Thresholds(
+        connections_warning=limits["warning_connections"] / 100,
+        connections_critical=limits["critical_connections"] / 100,
+        long_query_warning=long_query_seconds,
+        long_query_critical=limits["critical_query_seconds"],
+        idle_in_transaction_warning=limits["warning_idle_transaction"],
+        idle_in_transaction_critical=limits["critical_idle_transaction"],
+        cache_hit_warning=limits["warning_cache_hit"] / 100,
+        cache_hit_critical=limits["critical_cache_hit"] / 100,
+    )
+    status = _migration_status(migrations)
+    report = reporting.report(db.get_engine(), long_query_seconds=long_query_seconds, migration_status=status)
+    checks = evaluate(report, thresholds)
+    if as_json:
+        data = {
+            **report.as_dict(),
+            "status": overall(checks),
+            "checks": [dataclasses.asdict(c) for c in checks],
+        }
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif check:
+        click.echo(summary(checks))
+    else:
+        click.echo(render(report, checks, long_query_seconds=long_query_seconds))
+    if check:
+        raise SystemExit(EXIT_CODES[overall(checks)])
+
+
+def _migration_status(migrations: Any) -> Any:
+    """Return the migration state for the report, or None when it cannot be read."""
+    try:
+        return migrations.status()
+    except AtsboostError:
+        return None
+
+
 def _admin_line(result: Any) -> str:
     if result.admin_created:
         return f"admin     {result.admin_email} (created now; must change the password at first login)"
