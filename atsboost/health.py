@@ -120,6 +120,10 @@ def report(
             conn.execute(text("SET LOCAL statement_timeout = '2s'"))
             result.connection = _connection(conn, started, migration_status)
             _collect(conn, result, long_query_seconds, unused_index_bytes)
+            if migration_status is None:
+                result.connection.revision = (
+                    _section("revision", result.notes, lambda: _guarded_revision(conn)) or []
+                )
             transaction.rollback()
     except sqlalchemy.exc.DBAPIError as exc:
         result.connection.error = _reason(exc)
@@ -195,9 +199,14 @@ def _connection(conn: Connection, started: float, status: MigrationStatus | None
     if status is not None:
         info.revision, info.head = list(status.current), list(status.heads)
         info.pending_revisions = len(status.pending)
-    elif conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar_one():
-        info.revision = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
     return info
+
+
+def _revision(conn: Connection) -> list[str]:
+    """Read alembic_version, which a plain role may not be allowed to (the caller notes it)."""
+    if not conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar_one():
+        return []
+    return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
 
 def _usage(rows: Callable[..., list[dict[str, Any]]], value: Callable[..., Any]) -> Usage:
@@ -220,6 +229,14 @@ def _with_pool(usage: Usage | None, engine: Engine) -> Usage | None:
         usage.pool_checked_out = engine.pool.checkedout()
         usage.pool_capacity = engine.pool.size() + max(engine.pool._max_overflow, 0)
     return usage
+
+
+def _guarded_revision(conn: Connection) -> list[str]:
+    try:
+        with conn.begin_nested():
+            return _revision(conn)
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise _SectionFailed(exc) from None
 
 
 class _SectionFailed(Exception):

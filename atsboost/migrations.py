@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -21,6 +22,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 from atsboost import migration_env, migration_session
+from atsboost.engine import unavailable
 from atsboost.errors import AtsboostError, MigrationError
 from atsboost.migration_env import MigrationResult, Revision
 from atsboost.settings import Settings, get_migration_settings, get_settings
@@ -106,6 +108,8 @@ def status(settings: Settings | None = None) -> MigrationStatus:
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_heads()
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise unavailable(engine.url, exc) from None
     finally:
         engine.dispose()
     try:
