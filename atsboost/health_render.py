@@ -139,7 +139,7 @@ def _indexes(r: HealthReport) -> str:
 
 
 def _maintenance(r: HealthReport) -> str:
-    ratio = f"{r.cache_hit_ratio:.2%}" if r.cache_hit_ratio is not None else "no reads yet"
+    ratio = f"{r.cache_hit_ratio:.2%}" if r.cache_hit_ratio is not None else "too few reads yet to judge"
     age = f"{r.xid_age:,} (wraparound at about 2,100,000,000)" if r.xid_age is not None else "unknown"
     fullest = r.sequences[0] if r.sequences else None
     sequences = f"{fullest['sequence']} {fullest['used']:.2%} used" if fullest else "none in use"

@@ -116,8 +116,10 @@ WHERE NOT a.indisunique AND a.indisvalid AND b.indisvalid AND ca.relam = cb.rela
 ORDER BY 1
 """
 
+# Judged only after 10,000 block accesses: a cold, fresh database says nothing about its cache.
 CACHE_HIT = """
-SELECT sum(heap_blks_hit)::float / NULLIF(sum(heap_blks_hit) + sum(heap_blks_read), 0)
+SELECT CASE WHEN sum(heap_blks_hit) + sum(heap_blks_read) >= 10000
+            THEN sum(heap_blks_hit)::float / (sum(heap_blks_hit) + sum(heap_blks_read)) END
 FROM pg_statio_user_tables
 """
 
