@@ -117,7 +117,6 @@ def test_connection_section_and_migration_state(migrated, make_settings):
     assert found.connection.pending_revisions == 0
     assert {t["table"] for t in found.largest_tables} >= {"public.users", "public.subscriptions"}
     assert (found.database_bytes or 0) > 0 and (found.xid_age or 0) > 0
-    assert found.seconds < 1.0
 
 
 def test_json_output_validates_against_the_documented_schema(run_cli, environ):
