@@ -1,0 +1,1 @@
+"""Benchmark cases for scripts/bench.py: each returns rows of measured figures."""
