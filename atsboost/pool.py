@@ -14,15 +14,17 @@ what is still checked out.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
 import time
 import traceback
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
+import sqlalchemy.exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import queue as sqla_queue
@@ -33,6 +35,12 @@ from atsboost.errors import DatabaseUnavailableError
 logger = logging.getLogger(__name__)
 
 _IDLE_SINCE = "atsboost.idle_since"
+
+
+@dataclass
+class _Waiter:
+    ready: threading.Event = field(default_factory=threading.Event)
+    record: ConnectionPoolEntry | None = None
 
 
 @dataclass
@@ -61,6 +69,8 @@ class IdleTimeoutQueuePool(QueuePool):
         self._leak_threshold = leak_threshold
         self._checked_out: dict[ConnectionPoolEntry, _Checkout] = {}
         self._draining = False
+        self._handoff = threading.Lock()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
         self._stopped = threading.Event()
         self._reaper_pid: int | None = None
         self._reaper_lock = threading.Lock()
@@ -133,14 +143,58 @@ class IdleTimeoutQueuePool(QueuePool):
         self._checked_out.pop(record, None)
         record.info[_IDLE_SINCE] = time.monotonic()
         self._start_reaper()
-        super()._do_return_conn(record)
+        self._release(record)
+
+    def _release(self, record: ConnectionPoolEntry) -> None:
+        """Hand a free connection to the longest waiter, else put it back in the pool.
+
+        SQLAlchemy's queue lets the thread that returns a connection take it straight
+        back before a woken waiter runs; under contention some threads then starve.
+        Handing it over first-come, first-served (as psycopg_pool does) keeps waits fair.
+        """
+        with self._handoff:
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.record = record
+                waiter.ready.set()
+                return
+            super()._do_return_conn(record)
+
+    def _acquire(self) -> ConnectionPoolEntry:
+        with self._handoff:
+            try:
+                return self._pool.get_nowait()
+            except sqla_queue.Empty:
+                pass
+            grow = self._inc_overflow()
+            if not grow:
+                waiter = _Waiter()
+                self._waiters.append(waiter)
+        if grow:
+            try:
+                return self._create_connection()
+            except BaseException:
+                self._dec_overflow()
+                raise
+        if waiter.ready.wait(self._timeout):
+            assert waiter.record is not None
+            return waiter.record
+        with self._handoff:
+            if waiter.record is not None:  # handed over just as the wait timed out
+                return waiter.record
+            self._waiters.remove(waiter)
+        raise sqlalchemy.exc.TimeoutError(
+            f"QueuePool limit of size {self.size()} overflow {self._max_overflow} reached, "
+            f"connection timed out, timeout {self._timeout:.2f}",
+            code="3o7r",
+        )
 
     def _do_get(self) -> ConnectionPoolEntry:
         if self._draining:
             raise DatabaseUnavailableError(
                 "the database layer is shutting down: no new connections are handed out"
             )
-        record = super()._do_get()
+        record = self._acquire()
         if self._expired(record):
             # Closing the DBAPI connection makes the entry reconnect on checkout.
             record.close()
@@ -183,10 +237,7 @@ class IdleTimeoutQueuePool(QueuePool):
             self._dec_overflow()
 
     def _put_back(self, record: ConnectionPoolEntry) -> None:
-        try:
-            self._pool.put_nowait(record)
-        except sqla_queue.Full:
-            self._discard(record)
+        self._release(record)
 
     def _start_reaper(self) -> None:
         # A forked worker inherits the flag but not the thread: track the pid.

@@ -1,6 +1,9 @@
 import os
+import threading
 import time
 
+import pytest
+import sqlalchemy
 from sqlalchemy import text
 
 from tests.conftest import wait_until
@@ -70,3 +73,35 @@ def test_reaper_releases_the_pool_when_the_engine_is_dropped(make_engine):
     assert engine.pool is not pool
     assert engine.pool.idle_timeout == 1
     assert engine.pool._reaper_pid == os.getpid()
+
+
+def test_waiters_are_served_first_come_first_served(make_engine):
+    """A thread that returns a connection cannot take it straight back past those waiting."""
+    engine = make_engine(DATABASE_POOL_SIZE="1", DATABASE_POOL_TIMEOUT="10")
+    order = []
+
+    def take(name):
+        with engine.connect():
+            order.append(name)
+
+    held = engine.connect()
+    first = threading.Thread(target=take, args=("first waiter",))
+    first.start()
+    time.sleep(0.2)
+    second = threading.Thread(target=take, args=("second waiter",))
+    second.start()
+    time.sleep(0.2)
+    held.close()
+    take("the thread that just returned it")
+    first.join()
+    second.join()
+    assert order == ["first waiter", "second waiter", "the thread that just returned it"]
+
+
+def test_a_waiter_times_out_with_sqlalchemys_error(make_engine):
+    engine = make_engine(DATABASE_POOL_SIZE="1", DATABASE_POOL_TIMEOUT="0")
+    with (
+        engine.connect(),
+        pytest.raises(sqlalchemy.exc.TimeoutError, match="QueuePool limit of size 1 overflow 0"),
+    ):
+        engine.connect()
