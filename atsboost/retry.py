@@ -94,6 +94,19 @@ def run_transaction(
         runtime = get_settings().runtime
         attempts = attempts or runtime.retry_attempts
         max_seconds = runtime.retry_max_seconds if max_seconds is None else max_seconds
+    bind = engine or get_engine()
+    if isolation_level is not None:
+        bind = bind.execution_options(isolation_level=isolation_level)
+    if read_only:
+        bind = bind.execution_options(postgresql_readonly=True)  # BEGIN READ ONLY, no extra round trip
+    # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
+    # only built after a transient failure, which it is then handed as its attempt 1.
+    try:
+        return _attempt(fn, bind, idempotent, read_only)
+    except Exception as exc:
+        if not is_transient(exc) or attempts <= 1:
+            raise
+        first_failure: BaseException | None = exc
     retrying = Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
@@ -101,12 +114,15 @@ def run_transaction(
         before_sleep=_log_retry,
         reraise=True,
     )
-    bind = engine or get_engine()
-    if isolation_level is not None:
-        bind = bind.execution_options(isolation_level=isolation_level)
-    if read_only:
-        bind = bind.execution_options(postgresql_readonly=True)  # BEGIN READ ONLY, no extra round trip
-    result: T = retrying(_attempt, fn, bind, idempotent, read_only)
+
+    def attempt() -> T:
+        nonlocal first_failure
+        if first_failure is not None:
+            failure, first_failure = first_failure, None
+            raise failure
+        return _attempt(fn, bind, idempotent, read_only)
+
+    result: T = retrying(attempt)
     return result
 
 
