@@ -87,6 +87,11 @@ def _pg_ctl(pgdata: Path, action: str) -> None:
         ) from exc
 
 
+def binaries() -> Path:
+    """Return the directory of the PostgreSQL programs pgserver ships (initdb, pg_ctl, psql...)."""
+    return Path(str(_import_pgserver().__file__)).parent / "pginstall" / "bin"
+
+
 def _import_pgserver() -> ModuleType:
     with warnings.catch_warnings():
         # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (containers, CI).

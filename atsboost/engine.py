@@ -108,14 +108,40 @@ def server_info(engine: Engine) -> ServerInfo:
     return ServerInfo(row.version, row.database, row.user, bool(row.ssl), round(latency, 1))
 
 
+# libpq's words for the common SSL failures, and what to change for each.
+_SSL_ADVICE = (
+    (
+        "server does not support SSL",
+        "the server does not accept SSL connections, but SSL is required (DATABASE_SSL, on by default in "
+        "production, or sslmode in DATABASE_URL): enable ssl on the server, or, on a private network "
+        "only, set DATABASE_DISABLE_SSL=true",
+    ),
+    (
+        "does not match host name",
+        "the server's certificate is not for the host in DATABASE_URL: connect with the host name the "
+        "certificate names (not an IP address or an alias)",
+    ),
+    (
+        "certificate verify failed",
+        "the server's certificate is not signed by the CA in DATABASE_SSL_ROOT_CERT: point "
+        "DATABASE_SSL_ROOT_CERT at your server's CA file (your provider's CA bundle)",
+    ),
+    ("root certificate file", "verifying the server needs its CA file: set DATABASE_SSL_ROOT_CERT to it"),
+)
+
+
 def unavailable(url: URL, exc: sqlalchemy.exc.DBAPIError) -> DatabaseUnavailableError:
-    """Build the error for a failed connection: the driver's reason, never the password."""
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    """Build the error for a failed connection: the driver's reason and the fix, never the password."""
+    full = str(exc.orig).strip() if exc.orig is not None else str(exc)
+    reason = full.splitlines()[0]
     if url.password:
         reason = reason.replace(str(url.password), "***")
+    advice = next((fix for words, fix in _SSL_ADVICE if words in full), None)
+    advice = advice or (
+        "check that the server is running and that DATABASE_URL (host, port, user, password) is right"
+    )
     return DatabaseUnavailableError(
-        f"cannot connect to {url.render_as_string(hide_password=True)}: {reason}; check that the "
-        "server is running and that DATABASE_URL (host, port, user, password) is right"
+        f"cannot connect to {url.render_as_string(hide_password=True)}: {reason}; {advice}"
     )
 
 

@@ -274,7 +274,7 @@ def controlled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cont
     """
     bindir = os.environ.get("ATSBOOST_TEST_PG_BINDIR")
     if bindir:
-        with _own_cluster(Path(bindir)) as server:
+        with own_cluster(Path(bindir)) as server:
             yield server
         return
     directory = tmp_path_factory.mktemp("controlled-server")
@@ -305,9 +305,25 @@ def make_server_engine(controlled_server: ControlledServer) -> Iterator[Callable
         engine.dispose()
 
 
+def server_binaries() -> Path:
+    """The PostgreSQL binaries for clusters of the tests' own: ATSBOOST_TEST_PG_BINDIR, else pgserver's."""
+    given = os.environ.get("ATSBOOST_TEST_PG_BINDIR")
+    return Path(given) if given else embedded.binaries()
+
+
 @contextlib.contextmanager
-def _own_cluster(bindir: Path) -> Iterator[ControlledServer]:
-    """initdb and start a throwaway cluster; as root, as the 'postgres' user (initdb refuses root)."""
+def own_cluster(
+    bindir: Path,
+    *,
+    port: int | None = None,
+    settings: dict[str, str] | None = None,
+    files: dict[str, bytes] | None = None,
+) -> Iterator[ControlledServer]:
+    """initdb and start a throwaway cluster; as root, as the 'postgres' user (initdb refuses root).
+
+    With ``port`` it listens on 127.0.0.1 too; ``settings`` are server settings (-c);
+    ``files`` are written into the cluster's directory, owned by the server's user (keys).
+    """
     user = "postgres" if os.geteuid() == 0 else None
     directory = Path(tempfile.mkdtemp(prefix="atsboost-cluster-"))
     pgdata = directory / "pgdata"
@@ -316,12 +332,18 @@ def _own_cluster(bindir: Path) -> Iterator[ControlledServer]:
         subprocess.run(args, check=True, capture_output=True, user=user, timeout=120)
 
     try:
+        for name, content in (files or {}).items():
+            (directory / name).write_bytes(content)
+            (directory / name).chmod(0o600)
         if user:
-            shutil.chown(directory, user)
+            for path in [directory, *directory.iterdir()]:
+                shutil.chown(path, user)
         run(str(bindir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        listen = f"-h 127.0.0.1 -p {port}" if port else "-h ''"
+        extra = " ".join(f"-c {key}={value}" for key, value in (settings or {}).items())
 
         def control(action: str) -> None:
-            options = f"-k {pgdata} -h ''"
+            options = f"-k {pgdata} {listen} {extra}"
             run(
                 str(bindir / "pg_ctl"),
                 "-D",
@@ -337,7 +359,9 @@ def _own_cluster(bindir: Path) -> Iterator[ControlledServer]:
             )
 
         control("start")
-        url = URL.create("postgresql+psycopg", "postgres", database="postgres", query={"host": str(pgdata)})
+        query = {} if port else {"host": str(pgdata)}
+        host = "127.0.0.1" if port else None
+        url = URL.create("postgresql+psycopg", "postgres", None, host, port, "postgres", query)
         yield ControlledServer(url, control)
         with contextlib.suppress(subprocess.CalledProcessError):
             control("stop")
