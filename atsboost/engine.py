@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import sqlalchemy
+import sqlalchemy.event
 import sqlalchemy.exc
 from sqlalchemy.engine import URL, Engine
 
@@ -43,7 +44,12 @@ def connect_args(settings: Settings) -> dict[str, Any]:
         args["sslmode"] = settings.ssl.mode
     if settings.ssl.root_cert is not None and settings.ssl.mode != "disable":
         args["sslrootcert"] = settings.ssl.root_cert
-    if settings.statement_timeout_ms is not None:
+    if settings.pool.mode == "transaction":
+        # A transaction pooler hands each transaction to any server connection: a statement
+        # prepared on one is missing on the next (PgBouncer before 1.21 has no support at all).
+        args["prepare_threshold"] = None
+    elif settings.statement_timeout_ms is not None:
+        # Poolers reject the 'options' startup parameter; there it is SET LOCAL per transaction.
         args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     return args
 
@@ -74,6 +80,8 @@ def create_engine(settings: Settings) -> Engine:
     """Build an Engine for these settings (connects lazily, on first use)."""
     url = database_url(settings)
     engine = sqlalchemy.create_engine(url, **engine_options(settings))
+    if settings.pool.mode == "transaction" and settings.statement_timeout_ms is not None:
+        _set_local_statement_timeout(engine, settings.statement_timeout_ms)
     logger.info(
         "engine for %s: %s environment, pool %d+%d, idle timeout %ss",
         url.render_as_string(hide_password=True),
@@ -83,6 +91,14 @@ def create_engine(settings: Settings) -> Engine:
         settings.pool.idle_timeout,
     )
     return engine
+
+
+def _set_local_statement_timeout(engine: Engine, milliseconds: int) -> None:
+    """Start every transaction with SET LOCAL: session state must not outlive it behind a pooler."""
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def set_timeout(conn: sqlalchemy.Connection) -> None:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(milliseconds)}")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from atsboost.engine import connect_args, database_url
+from atsboost.errors import MigrationError
 from atsboost.settings import MigrationSettings, Settings, get_migration_settings, get_settings
 
 SETTINGS = "atsboost.settings"
@@ -100,10 +101,23 @@ def _set(conn: Connection, statements: list[str]) -> None:
 
 
 def migration_engine(settings: Settings) -> Engine:
-    """Build an engine for migrations: no pool, the app's SSL, a telling application_name."""
+    """Build an engine for migrations: no pool, the app's SSL, a telling application_name.
+
+    It connects to DATABASE_MIGRATION_URL when set. Through a transaction pooler without
+    it, migrating is refused: the advisory lock and the session's timeouts need one
+    server session for the whole run, which such a pooler does not give.
+    """
+    if settings.migration_url is None and settings.pool.mode == "transaction":
+        raise MigrationError(
+            "DATABASE_POOL_MODE=transaction means DATABASE_URL goes through a transaction pooler, where "
+            "migrations cannot hold their lock or their session settings; set DATABASE_MIGRATION_URL to "
+            "a direct connection to PostgreSQL (for example port 5432 instead of the pooler's)"
+        )
     args = connect_args(settings)
+    args.pop("prepare_threshold", None)  # a direct connection: the driver's defaults are fine
     args["application_name"] = f"{settings.application_name}:migrate"[:63]
-    return sqlalchemy.create_engine(database_url(settings), poolclass=NullPool, connect_args=args)
+    url = settings.migration_url or database_url(settings)
+    return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args)
 
 
 def environment_context(context: EnvironmentContext | ModuleType) -> EnvironmentContext:

@@ -65,6 +65,7 @@ class PoolSettings:
     timeout: int
     idle_timeout: int
     size_origin: str
+    mode: str = "session"  # "transaction": a transaction pooler (PgBouncer, Supavisor) is in front
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class Settings:
     environment: Environment
     environment_origin: str
     url: URL | None
+    migration_url: URL | None
     ssl: SSLSettings
     pool: PoolSettings
     statement_timeout_ms: int | None
@@ -225,6 +227,7 @@ def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Set
         environment=environment,
         environment_origin=environment_origin,
         url=url,
+        migration_url=_migration_url(env),
         ssl=ssl,
         pool=_pool(env, environment, cpus),
         statement_timeout_ms=env.integer("DATABASE_STATEMENT_TIMEOUT", None, minimum=0),
@@ -286,6 +289,18 @@ def _database_url(
     return url.difference_update_query(["sslmode", "sslrootcert"]), mode, root_cert
 
 
+def _migration_url(env: EnvironmentVariables) -> URL | None:
+    """DATABASE_MIGRATION_URL: a direct connection for migrations when a pooler is in front."""
+    raw = env.text("DATABASE_MIGRATION_URL")
+    if raw is None:
+        return None
+    try:
+        url = _parse_url(raw)
+    except ConfigurationError as exc:
+        raise ConfigurationError(str(exc).replace("DATABASE_URL", "DATABASE_MIGRATION_URL")) from None
+    return url.difference_update_query(["sslmode", "sslrootcert"])
+
+
 def _parse_url(raw: str) -> URL:
     expected = "expected postgresql://USER:PASSWORD@HOST:5432/DBNAME"
     try:
@@ -317,7 +332,18 @@ def _pool(env: EnvironmentVariables, environment: Environment, cpus: int | None)
         timeout=env.integer("DATABASE_POOL_TIMEOUT", 30, minimum=0),
         idle_timeout=env.integer("DATABASE_IDLE_TIMEOUT", idle_timeout, minimum=1),
         size_origin="DATABASE_POOL_SIZE" if size is not None else origin,
+        mode=_pool_mode(env),
     )
+
+
+def _pool_mode(env: EnvironmentVariables) -> str:
+    mode = (env.text("DATABASE_POOL_MODE") or "session").lower()
+    if mode not in ("session", "transaction"):
+        raise ConfigurationError(
+            f"DATABASE_POOL_MODE={mode!r} is not a pool mode; use session (direct to PostgreSQL, or a "
+            "session pooler) or transaction (PgBouncer or another pooler in transaction mode)"
+        )
+    return mode
 
 
 def _application_name(env: EnvironmentVariables) -> str:
