@@ -59,12 +59,12 @@ def cli(ctx: click.Context, *, debug: bool) -> None:
 @click.option("--connect", is_flag=True, help="Also connect and describe the server.")
 def config(*, as_json: bool, connect: bool) -> None:
     """Show the effective settings: environment, database, SSL, pool and timeouts."""
-    from atsboost import db
+    from atsboost import db, settings_render
     from atsboost.engine import server_info
     from atsboost.settings import get_settings
 
     settings = get_settings()
-    described = _describe(settings)
+    described = settings_render.describe(settings)
     if connect:
         engine = db.get_engine()
         described["database_url"] = engine.url.render_as_string(hide_password=True)
@@ -72,7 +72,7 @@ def config(*, as_json: bool, connect: bool) -> None:
     if as_json:
         click.echo(json.dumps(described, indent=2))
     else:
-        click.echo(_render(described))
+        click.echo(settings_render.render(described))
 
 
 @cli.group("dev-db")
@@ -308,63 +308,6 @@ def _summary(result: Any) -> str:
     return (
         f"{verb} {len(result.applied)} revision(s) in {result.seconds:.2f} s; now at {result.applied[-1].id}"
     )
-
-
-def _describe(settings: Any) -> dict[str, Any]:
-    pool = settings.pool
-    return {
-        "environment": settings.environment.value,
-        "environment_origin": settings.environment_origin,
-        "database_url": settings.masked_url,
-        "embedded": settings.embedded,
-        "embedded_dir": str(settings.embedded_dir) if settings.embedded else None,
-        "ssl": {
-            "mode": settings.ssl.mode,
-            "root_cert": settings.ssl.root_cert,
-            "origin": settings.ssl.origin,
-        },
-        "pool": {
-            "size": pool.size,
-            "max_overflow": pool.max_overflow,
-            "timeout_seconds": pool.timeout,
-            "idle_timeout_seconds": pool.idle_timeout,
-            "size_origin": pool.size_origin,
-        },
-        "statement_timeout_ms": settings.statement_timeout_ms,
-        "connect_timeout_seconds": settings.connect_timeout,
-        "application_name": settings.application_name,
-        "warnings": list(settings.warnings),
-    }
-
-
-def _render(d: dict[str, Any]) -> str:
-    pool, ssl = d["pool"], d["ssl"]
-    statement = f"{d['statement_timeout_ms']} ms" if d["statement_timeout_ms"] is not None else "none"
-    rows = [
-        ("environment", f"{d['environment']} (from {d['environment_origin']})"),
-        ("database", d["database_url"]),
-        ("embedded", f"yes, data in {d['embedded_dir']}" if d["embedded"] else "no"),
-        ("ssl", f"{ssl['mode'] or 'libpq default (prefer)'} ({ssl['origin']})"),
-        ("ssl root cert", ssl["root_cert"] or "none"),
-        ("pool", f"{pool['size']} connections + {pool['max_overflow']} overflow ({pool['size_origin']})"),
-        ("pool timeout", f"{pool['timeout_seconds']} s waiting for a free connection"),
-        ("idle timeout", f"{pool['idle_timeout_seconds']} s, then an unused connection is closed"),
-        ("statement timeout", statement),
-        ("connect timeout", f"{d['connect_timeout_seconds']} s"),
-        ("application name", d["application_name"]),
-    ]
-    if "server" in d:
-        s = d["server"]
-        rows.append(
-            (
-                "server",
-                f"PostgreSQL {s['version']}, database {s['database']} as {s['user']}, "
-                f"{'SSL' if s['ssl'] else 'no SSL'}, connected in {s['latency_ms']} ms",
-            )
-        )
-    lines = [f"{name:<18} {value}" for name, value in rows]
-    lines += [f"WARNING: {warning}" for warning in d["warnings"]]
-    return "\n".join(lines)
 
 
 def main() -> None:

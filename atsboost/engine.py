@@ -110,6 +110,8 @@ class ServerInfo:
     user: str
     ssl: bool
     latency_ms: float
+    max_connections: int
+    reserved_connections: int
 
 
 def server_info(engine: Engine) -> ServerInfo:
@@ -121,7 +123,15 @@ def server_info(engine: Engine) -> ServerInfo:
     except sqlalchemy.exc.DBAPIError as exc:
         raise unavailable(engine.url, exc) from None
     latency = (time.perf_counter() - started) * 1000
-    return ServerInfo(row.version, row.database, row.user, bool(row.ssl), round(latency, 1))
+    return ServerInfo(
+        row.version,
+        row.database,
+        row.user,
+        bool(row.ssl),
+        round(latency, 1),
+        row.max_connections,
+        row.reserved,
+    )
 
 
 # libpq's words for the common SSL failures, and what to change for each.
@@ -164,5 +174,7 @@ def unavailable(url: URL, exc: sqlalchemy.exc.DBAPIError) -> DatabaseUnavailable
 _SERVER_INFO_SQL = sqlalchemy.text(
     "SELECT current_setting('server_version') AS version, current_database() AS database, "
     "current_user AS user, COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), "
-    "false) AS ssl"
+    "false) AS ssl, current_setting('max_connections')::int AS max_connections, "
+    "current_setting('superuser_reserved_connections')::int "
+    "+ COALESCE(current_setting('reserved_connections', true)::int, 0) AS reserved"
 )

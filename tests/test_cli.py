@@ -217,3 +217,31 @@ def test_invalid_admin_email_is_refused_at_start_up(run_cli, environ):
     result = run_cli("seed", env={**environ, "ADMIN_EMAIL": "not-an-email"})
     assert result.returncode == 1
     assert "Error: ADMIN_EMAIL='not-an-email' is not an email address" in result.stderr
+
+
+def test_config_prints_the_connection_arithmetic(run_cli, environ, make_engine):
+    with make_engine().connect() as conn:
+        limit = int(conn.exec_driver_sql("SHOW max_connections").scalar_one())
+        reserved = int(conn.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one())
+    result = run_cli(
+        "config", "--connect", env={**environ, "DATABASE_POOL_SIZE": "4", "DATABASE_MAX_OVERFLOW": "1"}
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("connections"))
+    usable = limit - reserved
+    assert f"up to 5 per process (pool size + overflow); the server allows {usable}" in line
+    assert f"at most {usable // 5} such processes (replicas x workers)" in line
+
+
+def test_config_shows_transaction_pooling(run_cli):
+    env = {
+        "ATSBOOST_ENV": "production",
+        "DATABASE_URL": "postgresql://app:pw@pooler.example.com:6543/app",
+        "DATABASE_MIGRATION_URL": "postgresql://app:pw@db.example.com:5432/app",
+        "DATABASE_POOL_MODE": "transaction",
+    }
+    result = run_cli("config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "pool mode          transaction (behind a transaction pooler)" in result.stdout
+    assert "migrations via     postgresql+psycopg://app:***@db.example.com:5432/app" in result.stdout
+    assert "pw@" not in result.stdout
