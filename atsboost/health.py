@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import Connection, text
@@ -20,7 +20,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
 from atsboost import health_sql as q
-from atsboost.migrations import MigrationStatus
+from atsboost.pool import pool_usage
+
+if TYPE_CHECKING:  # importing migrations would load Alembic with every report
+    from atsboost.migrations import MigrationStatus
 
 logger = logging.getLogger(__name__)
 
@@ -226,8 +229,7 @@ def _usage(rows: Callable[..., list[dict[str, Any]]], value: Callable[..., Any])
 
 def _with_pool(usage: Usage | None, engine: Engine) -> Usage | None:
     if usage is not None and isinstance(engine.pool, QueuePool):
-        usage.pool_checked_out = engine.pool.checkedout()
-        usage.pool_capacity = engine.pool.size() + max(engine.pool._max_overflow, 0)
+        usage.pool_checked_out, usage.pool_capacity = pool_usage(engine.pool)
     return usage
 
 

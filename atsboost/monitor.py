@@ -26,9 +26,10 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool, QueuePool
+from sqlalchemy.pool import NullPool
 
 from atsboost.engine import connect_args
+from atsboost.pool import pool_usage
 from atsboost.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class HealthMonitor:
             delay = self.interval if failures == 0 else min(self.interval, 0.5 * 2 ** (failures - 1))
 
     def _succeeded(self, now: dt.datetime, latency: float) -> HealthState:
-        checked_out, capacity = _pool_usage(self.engine)
+        checked_out, capacity = pool_usage(self.engine.pool)
         with self._lock:
             previous = self._state
             recovered = previous.consecutive_failures > 0
@@ -150,7 +151,7 @@ class HealthMonitor:
 
     def _failed(self, now: dt.datetime, exc: sqlalchemy.exc.DBAPIError) -> HealthState:
         reason = (str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0]
-        checked_out, capacity = _pool_usage(self.engine)
+        checked_out, capacity = pool_usage(self.engine.pool)
         with self._lock:
             failures = self._state.consecutive_failures + 1
             self._state = HealthState(
@@ -191,10 +192,3 @@ class HealthMonitor:
             if key not in self._reported_queries:
                 self._reported_queries.add(key)
                 logger.warning("query running for %s s (pid %s): %s", row.seconds, row.pid, row.query)
-
-
-def _pool_usage(engine: Engine) -> tuple[int, int]:
-    pool = engine.pool
-    if not isinstance(pool, QueuePool):
-        return 0, 0
-    return pool.checkedout(), pool.size() + max(pool._max_overflow, 0)

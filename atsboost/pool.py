@@ -272,3 +272,10 @@ def _reap_forever(
         except Exception:  # a maintenance thread must never die silently mid-flight
             logger.exception("pool maintenance failed")
         del pool
+
+
+def pool_usage(pool: Any) -> tuple[int, int]:
+    """Return (checked out, capacity) of a QueuePool: capacity is size plus overflow; (0, 0) for others."""
+    if not isinstance(pool, QueuePool):
+        return 0, 0
+    return pool.checkedout(), pool.size() + max(pool._max_overflow, 0)
