@@ -2,7 +2,7 @@
 
 The database comes from atsboost's settings (ATSBOOST_ENV/NODE_ENV, DATABASE_URL,
 SSL, the embedded development server), never from alembic.ini. Around Alembic's
-own run, atsboost.migration_env adds what Alembic leaves to each team: a dry run
+own run, atsboost.migrations.environment adds what Alembic leaves to each team: a dry run
 that knows the database (MIGRATION_DRYRUN=true or -x dry_run=true), a production
 force gate (MIGRATION_REQUIRE_FORCE / MIGRATION_FORCE or -x force=true), one
 migrator at a time (a PostgreSQL advisory lock), lock and statement timeouts, and
@@ -14,8 +14,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from atsboost import migration_env, migration_session
-from atsboost.models import Base
+from atsboost.app.models import Base
+from atsboost.migrations import environment as migration_env
+from atsboost.migrations import session as migration_session
 
 config = context.config
 

@@ -18,7 +18,7 @@ from atsboost.errors import (
 )
 
 if TYPE_CHECKING:
-    from atsboost.settings import Environment, Settings, get_settings, load_settings
+    from atsboost.config.settings import Environment, Settings, get_settings, load_settings
 
 __version__ = _version("atsboost")
 
@@ -39,5 +39,5 @@ _LAZY = {"Environment", "Settings", "get_settings", "load_settings"}
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module("atsboost.settings"), name)
+        return getattr(importlib.import_module("atsboost.config.settings"), name)
     raise AttributeError(f"module 'atsboost' has no attribute {name!r}")

@@ -19,11 +19,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from atsboost.engine import create_engine
-from atsboost.monitor import HealthMonitor
-from atsboost.retry import run_transaction, transaction, wait_for_database
-from atsboost.settings import Settings, get_settings
-from atsboost.shutdown import ShutdownReport, install_signal_handlers, shutdown_engine
+from atsboost.config.settings import Settings, get_settings
+from atsboost.runtime.engine import create_engine
+from atsboost.runtime.monitor import HealthMonitor
+from atsboost.runtime.retry import run_transaction, transaction, wait_for_database
+from atsboost.runtime.shutdown import ShutdownReport, install_signal_handlers, shutdown_engine
 
 __all__ = [
     "after_fork",

@@ -30,7 +30,7 @@ from benchlib.common import Row
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from atsboost import embedded
+from atsboost.runtime import embedded
 
 DATABASE = "atsboost_bench"
 

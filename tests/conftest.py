@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,9 +27,9 @@ import pytest
 from pytest_postgresql import factories
 from sqlalchemy.engine import URL, Engine, make_url
 
-from atsboost import embedded
-from atsboost.engine import create_engine
-from atsboost.settings import Settings, load_settings
+from atsboost.config.settings import Settings, load_settings
+from atsboost.runtime import embedded
+from atsboost.runtime.engine import create_engine
 
 TEST_URL_VARIABLE = "ATSBOOST_TEST_DATABASE_URL"
 REPO = Path(__file__).resolve().parent.parent
@@ -201,8 +202,16 @@ def catalog(engine: Engine) -> list[str]:
 def alembic_project(tmp_path: Path) -> Path:
     """A private copy of alembic.ini and alembic/, so a test can add revisions; returns the ini."""
     project = tmp_path / "project"
-    shutil.copytree(REPO / "alembic", project / "alembic", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "alembic.ini", project / "alembic.ini")
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO / "alembic", project / "alembic", ignore=ignore)
+    shutil.copytree(
+        REPO / "atsboost" / "migrations" / "versions",
+        project / "alembic" / "versions",
+        ignore=ignore,
+        dirs_exist_ok=True,
+    )
+    ini = (REPO / "alembic.ini").read_text()
+    (project / "alembic.ini").write_text(re.sub(r"(?m)^version_locations = .*\n", "", ini))
     return project / "alembic.ini"
 
 

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import text
 
 from atsboost import db
+from atsboost.config.settings import get_settings, load_settings
 from atsboost.errors import DatabaseUnavailableError, MigrationRefusedError
-from atsboost.settings import get_settings, load_settings
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from atsboost.engine import create_engine
-from atsboost.health import report
-from atsboost.settings import load_settings
+from atsboost.config.settings import load_settings
+from atsboost.health.collect import report
+from atsboost.runtime.engine import create_engine
 from benchlib.common import Row
 
 REPO = Path(__file__).resolve().parents[2]

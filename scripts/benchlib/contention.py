@@ -12,8 +12,8 @@ import sqlalchemy
 from psycopg_pool import ConnectionPool, PoolTimeout
 from sqlalchemy import text
 
-from atsboost.engine import create_engine
-from atsboost.settings import load_settings
+from atsboost.config.settings import load_settings
+from atsboost.runtime.engine import create_engine
 from benchlib.common import Row, percentile
 
 QUERY = "SELECT value FROM bench_items WHERE id = 1"

@@ -7,9 +7,9 @@ import sqlalchemy
 from psycopg_pool import ConnectionPool
 from sqlalchemy import text
 
+from atsboost.config.settings import load_settings
 from atsboost.db import run_transaction, session_scope
-from atsboost.engine import create_engine
-from atsboost.settings import load_settings
+from atsboost.runtime.engine import create_engine
 from benchlib.common import Row, per_call, with_ratios
 
 QUERY = "SELECT value FROM bench_items WHERE id = 1"

@@ -14,10 +14,10 @@ from pathlib import Path
 import sqlalchemy
 from sqlalchemy import text
 
-from atsboost import embedded
+from atsboost.config.settings import load_settings
 from atsboost.db import run_transaction
-from atsboost.engine import create_engine
-from atsboost.settings import load_settings
+from atsboost.runtime import embedded
+from atsboost.runtime.engine import create_engine
 from benchlib.common import Row
 
 THREADS = 8

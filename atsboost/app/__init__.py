@@ -1,0 +1,1 @@
+"""The ATSBoost application's schema and data: models, passwords, the plan catalogue, seeding."""

@@ -1,0 +1,92 @@
+"""The effective settings as ``atsboost-db config`` shows them: text for people, a dict for JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atsboost.config.settings import Settings
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """Return the settings as a plain, JSON-ready dict (the password masked)."""
+    pool = settings.pool
+    return {
+        "environment": settings.environment.value,
+        "environment_origin": settings.environment_origin,
+        "database_url": settings.masked_url,
+        "embedded": settings.embedded,
+        "embedded_dir": str(settings.embedded_dir) if settings.embedded else None,
+        "ssl": {
+            "mode": settings.ssl.mode,
+            "root_cert": settings.ssl.root_cert,
+            "origin": settings.ssl.origin,
+        },
+        "pool": {
+            "size": pool.size,
+            "max_overflow": pool.max_overflow,
+            "timeout_seconds": pool.timeout,
+            "idle_timeout_seconds": pool.idle_timeout,
+            "size_origin": pool.size_origin,
+        },
+        "pool_mode": pool.mode,
+        "migration_url": (
+            settings.migration_url.render_as_string(hide_password=True) if settings.migration_url else None
+        ),
+        "statement_timeout_ms": settings.statement_timeout_ms,
+        "connect_timeout_seconds": settings.connect_timeout,
+        "application_name": settings.application_name,
+        "warnings": list(settings.warnings),
+    }
+
+
+def render(d: dict[str, Any]) -> str:
+    """Return the described settings as aligned lines, warnings last."""
+    pool, ssl = d["pool"], d["ssl"]
+    statement = f"{d['statement_timeout_ms']} ms" if d["statement_timeout_ms"] is not None else "none"
+    rows = [
+        ("environment", f"{d['environment']} (from {d['environment_origin']})"),
+        ("database", d["database_url"]),
+        ("embedded", f"yes, data in {d['embedded_dir']}" if d["embedded"] else "no"),
+        ("ssl", f"{ssl['mode'] or 'libpq default (prefer)'} ({ssl['origin']})"),
+        ("ssl root cert", ssl["root_cert"] or "none"),
+        ("pool", f"{pool['size']} connections + {pool['max_overflow']} overflow ({pool['size_origin']})"),
+        ("pool timeout", f"{pool['timeout_seconds']} s waiting for a free connection"),
+        ("idle timeout", f"{pool['idle_timeout_seconds']} s, then an unused connection is closed"),
+        (
+            "pool mode",
+            d["pool_mode"] + (" (behind a transaction pooler)" if d["pool_mode"] == "transaction" else ""),
+        ),
+        ("migrations via", d["migration_url"] or "DATABASE_URL"),
+        ("statement timeout", statement),
+        ("connect timeout", f"{d['connect_timeout_seconds']} s"),
+        ("application name", d["application_name"]),
+    ]
+    if "server" in d:
+        s = d["server"]
+        rows.append(
+            (
+                "server",
+                f"PostgreSQL {s['version']}, database {s['database']} as {s['user']}, "
+                f"{'SSL' if s['ssl'] else 'no SSL'}, connected in {s['latency_ms']} ms",
+            )
+        )
+    rows.append(("connections", _arithmetic(d)))
+    lines = [f"{name:<18} {value}" for name, value in rows]
+    lines += [f"WARNING: {warning}" for warning in d["warnings"]]
+    return "\n".join(lines)
+
+
+def _arithmetic(d: dict[str, Any]) -> str:
+    """Return the connection arithmetic: what one process may open, and how many processes fit."""
+    per_process = d["pool"]["size"] + d["pool"]["max_overflow"]
+    text = f"up to {per_process} per process (pool size + overflow)"
+    server = d.get("server")
+    if server is None:
+        return text + "; add --connect to compare with the server's max_connections"
+    usable = server["max_connections"] - server["reserved_connections"]
+    fits = usable // per_process if per_process else 0
+    text += f"; the server allows {usable} (max_connections {server['max_connections']} - reserved "
+    text += f"{server['reserved_connections']}): at most {fits} such processes (replicas x workers)"
+    if d["pool_mode"] == "transaction":
+        text += "; behind a transaction pooler the pooler's pool size is what counts on the server"
+    return text

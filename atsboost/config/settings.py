@@ -1,0 +1,356 @@
+"""Settings: the environment, read once into a frozen object that everything else receives.
+
+This is the only module that reads ``os.environ``. Bad input fails here, at start-up,
+with a message that names the variable, what is wrong with its value and what is
+accepted. The database password never appears in a message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from atsboost.config.cpus import usable_cpus
+from atsboost.config.envvars import EnvironmentVariables
+from atsboost.config.sslmode import SSL_MODES, SSLSettings, resolve_ssl
+from atsboost.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+DRIVER = "postgresql+psycopg"
+_SCHEMES = frozenset({"postgres", "postgresql", DRIVER})
+_MAX_PRODUCTION_POOL = 20
+
+
+class Environment(enum.Enum):
+    """Where the application runs; it chooses pool sizes, SSL defaults and safety rules."""
+
+    DEVELOPMENT = "development"
+    TESTING = "testing"
+    PRODUCTION = "production"
+
+
+_ENVIRONMENT_NAMES = {
+    "development": Environment.DEVELOPMENT,
+    "dev": Environment.DEVELOPMENT,
+    "testing": Environment.TESTING,
+    "test": Environment.TESTING,
+    "production": Environment.PRODUCTION,
+    "prod": Environment.PRODUCTION,
+}
+
+# (pool size, idle timeout in seconds); production's size depends on the CPUs.
+_POOL_DEFAULTS = {
+    Environment.DEVELOPMENT: (10, 30),
+    Environment.TESTING: (5, 10),
+    Environment.PRODUCTION: (None, 60),
+}
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """QueuePool limits: at most ``size + max_overflow`` server connections."""
+
+    size: int
+    max_overflow: int
+    timeout: int
+    idle_timeout: int
+    size_origin: str
+    mode: str = "session"  # "transaction": a transaction pooler (PgBouncer, Supavisor) is in front
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Resilience at run time: retry budget, stale-connection checks, monitor, leak detection."""
+
+    validate_after: float
+    retry_attempts: int
+    retry_max_seconds: float
+    monitor: bool
+    health_interval: float
+    long_query_seconds: float
+    leak_threshold: float | None
+
+
+@dataclass(frozen=True)
+class MigrationSettings:
+    """How migrations run; readable without DATABASE_URL (offline SQL needs no database)."""
+
+    environment: Environment
+    dry_run: bool
+    force: bool
+    require_force: bool
+    lock_timeout: float
+    statement_timeout: float
+    lock_wait: float
+    lock_retries: int
+    on_startup: bool
+    alembic_ini: Path | None = None
+
+
+DEFAULT_ADMIN_EMAIL = "admin@example.com"
+DEFAULT_ADMIN_PASSWORD = "ChangeMe123!"  # the guide's documented default; refused in production
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+@dataclass(frozen=True)
+class SeedSettings:
+    """Who the first admin is. The password is never part of a repr."""
+
+    admin_email: str
+    admin_password: str | None = field(repr=False)
+
+    @property
+    def admin_password_is_default(self) -> bool:
+        """True when ADMIN_INITIAL_PASSWORD is unset or is the guide's published default."""
+        return self.admin_password in (None, DEFAULT_ADMIN_PASSWORD)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything atsboost needs to know about the database, fixed at start-up."""
+
+    environment: Environment
+    environment_origin: str
+    url: URL | None
+    migration_url: URL | None
+    ssl: SSLSettings
+    pool: PoolSettings
+    statement_timeout_ms: int | None
+    connect_timeout: int
+    application_name: str
+    embedded_dir: Path
+    migration: MigrationSettings
+    seed: SeedSettings
+    runtime: RuntimeSettings
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def embedded(self) -> bool:
+        """True when no DATABASE_URL is set and the embedded development server is used."""
+        return self.url is None
+
+    @property
+    def masked_url(self) -> str:
+        """The database URL with its password replaced by ``***``."""
+        if self.url is None:
+            return f"embedded PostgreSQL in {self.embedded_dir}"
+        return self.url.render_as_string(hide_password=True)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Return the process's settings, read from ``os.environ`` on first use."""
+    return load_settings(os.environ)
+
+
+@functools.cache
+def get_migration_settings() -> MigrationSettings:
+    """Return the migration settings from ``os.environ``, without needing DATABASE_URL."""
+    return load_migration_settings(os.environ)
+
+
+def load_migration_settings(environ: Mapping[str, str]) -> MigrationSettings:
+    """Read the migration variables (MIGRATION_*, DATABASE_MIGRATE_ON_STARTUP)."""
+    env = EnvironmentVariables(environ)
+    return MigrationSettings(
+        environment=_environment(env)[0],
+        dry_run=env.boolean("MIGRATION_DRYRUN", default=False),
+        force=env.boolean("MIGRATION_FORCE", default=False),
+        require_force=env.boolean("MIGRATION_REQUIRE_FORCE", default=False),
+        lock_timeout=env.seconds("MIGRATION_LOCK_TIMEOUT", 5.0, minimum=0.01),
+        statement_timeout=env.seconds("MIGRATION_STATEMENT_TIMEOUT", 3600.0, minimum=0.01),
+        lock_wait=env.seconds("MIGRATION_LOCK_WAIT", 300.0, minimum=0.0),
+        lock_retries=env.integer("MIGRATION_LOCK_RETRIES", 3, minimum=0),
+        on_startup=env.boolean("DATABASE_MIGRATE_ON_STARTUP", default=True),
+        alembic_ini=_alembic_ini(env),
+    )
+
+
+def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSettings:
+    production = environment is Environment.PRODUCTION
+    leak_default = None if production else 60.0
+    leak = env.seconds("DATABASE_LEAK_THRESHOLD", leak_default or 0.0, minimum=0.0)
+    return RuntimeSettings(
+        validate_after=env.seconds("DATABASE_VALIDATE_AFTER", 1.0, minimum=0.0),
+        retry_attempts=env.integer("DATABASE_RETRY_ATTEMPTS", 20, minimum=1),
+        retry_max_seconds=env.seconds("DATABASE_RETRY_MAX_SECONDS", 15.0, minimum=0.0),
+        monitor=env.boolean("DATABASE_HEALTH_MONITOR", default=production),
+        health_interval=env.seconds("DATABASE_HEALTH_INTERVAL", 30.0, minimum=0.1),
+        long_query_seconds=env.seconds("DATABASE_LONG_QUERY_SECONDS", 60.0, minimum=0.1),
+        leak_threshold=leak if leak > 0 else None,
+    )
+
+
+def _seed(env: EnvironmentVariables) -> SeedSettings:
+    email = env.text("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+    if not _EMAIL.fullmatch(email) or "." not in email.rsplit("@", 1)[1]:
+        raise ConfigurationError(
+            f"ADMIN_EMAIL={email!r} is not an email address; set it to the first admin's address, "
+            "e.g. ops@yourcompany.com"
+        )
+    # Not stripped: spaces may be part of a password.
+    password = env.raw("ADMIN_INITIAL_PASSWORD")
+    return SeedSettings(admin_email=email, admin_password=password or None)
+
+
+def _alembic_ini(env: EnvironmentVariables) -> Path | None:
+    value = env.text("ATSBOOST_ALEMBIC_INI")
+    if value is None:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigurationError(
+            f"ATSBOOST_ALEMBIC_INI names {value!r}, which is not a file; "
+            "point it at your alembic.ini, or unset it"
+        )
+    return path
+
+
+def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Settings:
+    """Build settings from an environment mapping; ``cpus`` overrides CPU detection."""
+    env = EnvironmentVariables(environ)
+    environment, environment_origin = _environment(env)
+    warnings: list[str] = []
+    url, url_ssl_mode, url_root_cert = _database_url(env, environment)
+    ssl = resolve_ssl(env, environment, url, url_ssl_mode, url_root_cert, warnings)
+    settings = Settings(
+        environment=environment,
+        environment_origin=environment_origin,
+        url=url,
+        migration_url=_migration_url(env),
+        ssl=ssl,
+        pool=_pool(env, environment, cpus),
+        statement_timeout_ms=env.integer("DATABASE_STATEMENT_TIMEOUT", None, minimum=0),
+        connect_timeout=env.integer("DATABASE_CONNECT_TIMEOUT", 10, minimum=1),
+        application_name=_application_name(env),
+        embedded_dir=Path(env.text("ATSBOOST_EMBEDDED_DIR") or ".atsboost").expanduser().resolve(),
+        migration=load_migration_settings(environ),
+        seed=_seed(env),
+        runtime=_runtime(env, environment),
+        warnings=tuple(warnings),
+    )
+    for warning in settings.warnings:
+        logger.warning("%s", warning)
+    return settings
+
+
+def production_pool_size(cpus: int) -> int:
+    """Return the guide's production pool size: two connections per CPU plus one, at most 20."""
+    return min(2 * cpus + 1, _MAX_PRODUCTION_POOL)
+
+
+def _environment(env: EnvironmentVariables) -> tuple[Environment, str]:
+    for name in ("ATSBOOST_ENV", "NODE_ENV"):
+        value = env.text(name)
+        if value is None:
+            continue
+        try:
+            return _ENVIRONMENT_NAMES[value.lower()], name
+        except KeyError:
+            raise ConfigurationError(
+                f"{name}={value!r} is not a known environment; use development, testing or "
+                "production (or dev, test, prod)"
+            ) from None
+    return Environment.DEVELOPMENT, "default"
+
+
+def _database_url(
+    env: EnvironmentVariables, environment: Environment
+) -> tuple[URL | None, str | None, str | None]:
+    """Parse DATABASE_URL; return it without its SSL parameters, and those parameters."""
+    raw = env.text("DATABASE_URL")
+    if raw is None:
+        if environment is not Environment.DEVELOPMENT:
+            raise ConfigurationError(
+                f"DATABASE_URL is not set; it is required in {environment.value}: set it to "
+                "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+            )
+        return None, None, None
+    url = _parse_url(raw)
+    mode = url.query.get("sslmode")
+    root_cert = url.query.get("sslrootcert")
+    if isinstance(mode, tuple) or isinstance(root_cert, tuple):
+        raise ConfigurationError("DATABASE_URL repeats sslmode or sslrootcert; give each once")
+    if mode is not None and mode not in SSL_MODES:
+        raise ConfigurationError(
+            f"DATABASE_URL has sslmode={mode!r}, which libpq does not know; use one of "
+            + ", ".join(SSL_MODES)
+        )
+    return url.difference_update_query(["sslmode", "sslrootcert"]), mode, root_cert
+
+
+def _migration_url(env: EnvironmentVariables) -> URL | None:
+    """DATABASE_MIGRATION_URL: a direct connection for migrations when a pooler is in front."""
+    raw = env.text("DATABASE_MIGRATION_URL")
+    if raw is None:
+        return None
+    try:
+        url = _parse_url(raw)
+    except ConfigurationError as exc:
+        raise ConfigurationError(str(exc).replace("DATABASE_URL", "DATABASE_MIGRATION_URL")) from None
+    return url.difference_update_query(["sslmode", "sslrootcert"])
+
+
+def _parse_url(raw: str) -> URL:
+    expected = "expected postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+    try:
+        url = make_url(raw)
+    except ValueError:
+        # Never echo the raw value: it may hold the password.
+        raise ConfigurationError(f"DATABASE_URL has a port that is not a number; {expected}") from None
+    except ArgumentError:
+        raise ConfigurationError(f"DATABASE_URL could not be parsed as a URL; {expected}") from None
+    if url.drivername not in _SCHEMES:
+        raise ConfigurationError(
+            f"DATABASE_URL uses the scheme {url.drivername!r}, but atsboost works with PostgreSQL "
+            "only; use a postgresql:// (or postgres://) URL"
+        )
+    return url.set(drivername=DRIVER)
+
+
+def _pool(env: EnvironmentVariables, environment: Environment, cpus: int | None) -> PoolSettings:
+    default_size, idle_timeout = _POOL_DEFAULTS[environment]
+    origin = f"{environment.value} default"
+    if default_size is None:
+        cpus = cpus or usable_cpus()
+        default_size = production_pool_size(cpus)
+        origin = f"production default: min(2 x {cpus} usable CPUs + 1, {_MAX_PRODUCTION_POOL})"
+    size = env.integer("DATABASE_POOL_SIZE", None, minimum=1)
+    return PoolSettings(
+        size=size or default_size,
+        max_overflow=env.integer("DATABASE_MAX_OVERFLOW", 0, minimum=0),
+        timeout=env.integer("DATABASE_POOL_TIMEOUT", 30, minimum=0),
+        idle_timeout=env.integer("DATABASE_IDLE_TIMEOUT", idle_timeout, minimum=1),
+        size_origin="DATABASE_POOL_SIZE" if size is not None else origin,
+        mode=_pool_mode(env),
+    )
+
+
+def _pool_mode(env: EnvironmentVariables) -> str:
+    mode = (env.text("DATABASE_POOL_MODE") or "session").lower()
+    if mode not in ("session", "transaction"):
+        raise ConfigurationError(
+            f"DATABASE_POOL_MODE={mode!r} is not a pool mode; use session (direct to PostgreSQL, or a "
+            "session pooler) or transaction (PgBouncer or another pooler in transaction mode)"
+        )
+    return mode
+
+
+def _application_name(env: EnvironmentVariables) -> str:
+    name = env.text("DATABASE_APPLICATION_NAME") or "atsboost"
+    if len(name) > 63 or not name.isascii() or not name.isprintable():
+        raise ConfigurationError(
+            f"DATABASE_APPLICATION_NAME={name!r} is not usable; PostgreSQL keeps at most 63 "
+            "printable ASCII characters, so choose a shorter plain name"
+        )
+    return name

@@ -1,0 +1,145 @@
+"""Thresholds over the health report: OK, WARNING or CRITICAL, for monitoring systems and deploy gates.
+
+Defaults follow check_postgres and PgHero; ``atsboost-db health --check`` prints one
+line and exits 0 (OK), 1 (WARNING) or 2 (CRITICAL), as Nagios-style monitors expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atsboost.health.collect import HealthReport
+
+OK, WARNING, CRITICAL = "ok", "warning", "critical"
+EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where each check turns WARNING and CRITICAL."""
+
+    connections_warning: float = 0.80
+    connections_critical: float = 0.95
+    long_query_warning: float = 60.0
+    long_query_critical: float = 300.0
+    idle_in_transaction_warning: float = 60.0
+    idle_in_transaction_critical: float = 300.0
+    cache_hit_warning: float = 0.99
+    cache_hit_critical: float = 0.95
+    xid_age_warning: int = 1_300_000_000
+    xid_age_critical: int = 1_400_000_000
+    sequence_warning: float = 0.85
+    sequence_critical: float = 0.95
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's verdict and what it saw."""
+
+    name: str
+    status: str
+    message: str
+
+
+def evaluate(report: HealthReport, limits: Thresholds) -> list[Check]:
+    """Judge the report against the thresholds; an unreachable database is CRITICAL."""
+    connection = report.connection
+    if not connection.reachable:
+        return [Check("connection", CRITICAL, f"unreachable: {connection.error}")]
+    checks = [Check("connection", OK, f"reachable in {connection.latency_ms} ms")]
+    if connection.pending_revisions:
+        checks.append(Check("migrations", WARNING, f"{connection.pending_revisions} revision(s) pending"))
+    if report.usage is not None:
+        share = report.usage.total / report.usage.usable if report.usage.usable else 1.0
+        checks.append(
+            _rising(
+                "connections",
+                share,
+                limits.connections_warning,
+                limits.connections_critical,
+                f"{report.usage.total} of {report.usage.usable} usable ({share:.0%})",
+            )
+        )
+        oldest = report.usage.oldest_idle_in_transaction_seconds or 0.0
+        checks.append(
+            _rising(
+                "idle in transaction",
+                oldest,
+                limits.idle_in_transaction_warning,
+                limits.idle_in_transaction_critical,
+                f"oldest for {oldest:.0f} s",
+            )
+        )
+    longest = max((q["seconds"] for q in report.long_queries), default=0.0)
+    checks.append(
+        _rising(
+            "long queries",
+            longest,
+            limits.long_query_warning,
+            limits.long_query_critical,
+            f"{len(report.long_queries)} over {limits.long_query_warning:g} s, longest {longest:.0f} s",
+        )
+    )
+    blocked = max((b["blocked_seconds"] or 0.0 for b in report.blocking), default=0.0)
+    status = OK if not report.blocking else CRITICAL if blocked >= limits.long_query_critical else WARNING
+    message = f"{len(report.blocking)} blocked session(s), longest {blocked:.0f} s"
+    checks.append(Check("blocking", status, message))
+    checks.append(
+        Check(
+            "invalid indexes",
+            WARNING if report.invalid_indexes else OK,
+            ", ".join(i["index"] for i in report.invalid_indexes) or "none",
+        )
+    )
+    if report.cache_hit_ratio is not None:
+        ratio = report.cache_hit_ratio
+        status = (
+            CRITICAL
+            if ratio < limits.cache_hit_critical
+            else WARNING
+            if ratio < limits.cache_hit_warning
+            else OK
+        )
+        checks.append(Check("cache hit ratio", status, f"{ratio:.2%}"))
+    if report.xid_age is not None:
+        checks.append(
+            _rising(
+                "wraparound",
+                report.xid_age,
+                limits.xid_age_warning,
+                limits.xid_age_critical,
+                f"transaction ID age {report.xid_age:,}",
+            )
+        )
+    used = max((s["used"] for s in report.sequences), default=0.0)
+    checks.append(
+        _rising(
+            "sequences",
+            used,
+            limits.sequence_warning,
+            limits.sequence_critical,
+            f"fullest sequence {used:.0%} used",
+        )
+    )
+    return checks
+
+
+def overall(checks: list[Check]) -> str:
+    """Return the worst status among the checks."""
+    order = [OK, WARNING, CRITICAL]
+    return max((c.status for c in checks), key=order.index, default=OK)
+
+
+def summary(checks: list[Check]) -> str:
+    """One line for a monitor: the overall status, then every check that is not OK."""
+    status = overall(checks)
+    problems = [f"{c.name}: {c.message}" for c in checks if c.status != OK]
+    fine = sum(1 for c in checks if c.status == OK)
+    details = "; ".join(problems) + f"; {fine} ok" if problems else f"{fine} checks ok"
+    return f"DATABASE {status.upper()} - {details}"
+
+
+def _rising(name: str, value: float, warning: float, critical: float, message: str) -> Check:
+    """Judge a value that is worse the higher it is."""
+    status = CRITICAL if value >= critical else WARNING if value >= warning else OK
+    return Check(name, status, message)

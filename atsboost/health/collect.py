@@ -1,0 +1,251 @@
+"""The operator's database report behind ``atsboost-db health``: one read-only pass, under a second.
+
+``report(engine)`` returns a typed HealthReport. Every query is read-only, runs
+under a short statement_timeout, and works for an ordinary role: a section the
+role cannot read is left empty with a note that says what to grant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import sqlalchemy
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
+
+from atsboost.health import sql as q
+from atsboost.runtime.pool import pool_usage
+
+if TYPE_CHECKING:  # importing migrations would load Alembic with every report
+    from atsboost.migrations import MigrationStatus
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+
+@dataclass
+class ConnectionInfo:
+    """Whether and how this report reached the server."""
+
+    reachable: bool
+    latency_ms: float | None = None
+    server_version: str | None = None
+    ssl: bool | None = None
+    revision: list[str] = field(default_factory=list)
+    head: list[str] = field(default_factory=list)
+    pending_revisions: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Usage:
+    """Connections against the server's limit, and this process's pool."""
+
+    max_connections: int
+    reserved: int
+    total: int
+    by_state: dict[str, int]
+    by_application: dict[str, int]
+    oldest_idle_in_transaction_seconds: float | None
+    pool_checked_out: int | None
+    pool_capacity: int | None
+
+    @property
+    def usable(self) -> int:
+        """Slots ordinary roles can use: max_connections minus the reserved ones."""
+        return self.max_connections - self.reserved
+
+
+@dataclass
+class HealthReport:
+    """Everything ``atsboost-db health`` shows; ``as_dict()`` is the documented JSON."""
+
+    generated_at: str
+    database: str
+    seconds: float
+    connection: ConnectionInfo
+    database_bytes: int | None = None
+    largest_tables: list[dict[str, Any]] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage | None = None
+    long_queries: list[dict[str, Any]] = field(default_factory=list)
+    blocking: list[dict[str, Any]] = field(default_factory=list)
+    invalid_indexes: list[dict[str, Any]] = field(default_factory=list)
+    unused_indexes: list[dict[str, Any]] = field(default_factory=list)
+    duplicate_indexes: list[dict[str, Any]] = field(default_factory=list)
+    cache_hit_ratio: float | None = None
+    xid_age: int | None = None
+    sequences: list[dict[str, Any]] = field(default_factory=list)
+    statements: list[dict[str, Any]] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as the JSON document described in docs/health.md."""
+        from dataclasses import asdict
+
+        data = asdict(self)
+        data["schema_version"] = SCHEMA_VERSION
+        if self.usage is not None:
+            data["usage"]["usable"] = self.usage.usable
+        return data
+
+
+def report(
+    engine: Engine,
+    *,
+    long_query_seconds: float = 60.0,
+    unused_index_bytes: int = 1024 * 1024,
+    migration_status: MigrationStatus | None = None,
+) -> HealthReport:
+    """Collect the report in one read-only transaction; never raises for an unreachable server.
+
+    Nothing leaks into the connection afterwards (``SET LOCAL`` only, rolled back),
+    so the application's own engine can be passed.
+    """
+    started = time.perf_counter()
+    result = HealthReport(
+        generated_at=dt.datetime.now(dt.UTC).isoformat(),
+        database=engine.url.render_as_string(hide_password=True),
+        seconds=0.0,
+        connection=ConnectionInfo(reachable=False),
+    )
+    try:
+        with engine.connect() as conn, conn.begin() as transaction:
+            conn.execute(text("SET TRANSACTION READ ONLY"))
+            conn.execute(text("SET LOCAL statement_timeout = '2s'"))
+            result.connection = _connection(conn, started, migration_status)
+            _collect(conn, result, long_query_seconds, unused_index_bytes)
+            if migration_status is None:
+                result.connection.revision = (
+                    _section("revision", result.notes, lambda: _guarded_revision(conn)) or []
+                )
+            transaction.rollback()
+    except sqlalchemy.exc.DBAPIError as exc:
+        result.connection.error = _reason(exc)
+    result.usage = _with_pool(result.usage, engine)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _collect(conn: Connection, result: HealthReport, long_seconds: float, unused_bytes: int) -> None:
+    notes = result.notes
+
+    def guarded(sql: str, params: dict[str, Any]) -> sqlalchemy.CursorResult[Any]:
+        # A savepoint per query: a section the role may not read must not abort the others.
+        try:
+            with conn.begin_nested():
+                return conn.execute(text(sql), params)
+        except sqlalchemy.exc.DBAPIError as exc:
+            raise _SectionFailed(exc) from None
+
+    def rows(sql: str, **params: Any) -> list[dict[str, Any]]:
+        return [dict(row._mapping) for row in guarded(sql, params)]
+
+    def value(sql: str, **params: Any) -> Any:
+        return guarded(sql, params).scalar_one()
+
+    result.database_bytes = _section("size", notes, lambda: value(q.DATABASE_SIZE))
+    result.largest_tables = _section("size", notes, lambda: rows(q.LARGEST_TABLES)) or []
+    result.tables = _section("table statistics", notes, lambda: rows(q.TABLE_STATS)) or []
+    result.usage = _section("connections", notes, lambda: _usage(rows, value))
+    result.long_queries = (
+        _section("long queries", notes, lambda: rows(q.LONG_QUERIES, seconds=long_seconds)) or []
+    )
+    result.blocking = _section("blocking", notes, lambda: rows(q.BLOCKING)) or []
+    result.invalid_indexes = _section("indexes", notes, lambda: rows(q.INVALID_INDEXES)) or []
+    result.unused_indexes = (
+        _section("indexes", notes, lambda: rows(q.UNUSED_INDEXES, bytes=unused_bytes)) or []
+    )
+    result.duplicate_indexes = _section("indexes", notes, lambda: rows(q.DUPLICATE_INDEXES)) or []
+    result.cache_hit_ratio = _section("cache", notes, lambda: value(q.CACHE_HIT))
+    result.xid_age = _section("wraparound", notes, lambda: value(q.XID_AGE))
+    result.sequences = _section("sequences", notes, lambda: rows(q.SEQUENCES)) or []
+    installed = _section("slow queries", notes, lambda: value(q.HAS_STATEMENTS))
+    if installed:
+        result.statements = _section("slow queries", notes, lambda: rows(q.STATEMENTS))
+    elif installed is not None:
+        notes.append(
+            "slow query statistics: pg_stat_statements is not installed; add it to "
+            "shared_preload_libraries, restart, and run CREATE EXTENSION pg_stat_statements"
+        )
+
+
+def _section(name: str, notes: list[str], collect: Callable[[], T]) -> T | None:
+    """Run one section; if the role may not read it, note that instead of failing the report."""
+    try:
+        return collect()
+    except _SectionFailed as failed:
+        exc = failed.error
+        notes.append(
+            f"{name}: not readable by this role ({_reason(exc)}); grant it pg_read_all_stats "
+            "or run the report as the database owner"
+        )
+        return None
+
+
+def _connection(conn: Connection, started: float, status: MigrationStatus | None) -> ConnectionInfo:
+    row = conn.execute(text(q.SERVER)).one()
+    info = ConnectionInfo(
+        reachable=True,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        server_version=row.version,
+        ssl=bool(row.ssl),
+    )
+    if status is not None:
+        info.revision, info.head = list(status.current), list(status.heads)
+        info.pending_revisions = len(status.pending)
+    return info
+
+
+def _revision(conn: Connection) -> list[str]:
+    """Read alembic_version, which a plain role may not be allowed to (the caller notes it)."""
+    if not conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar_one():
+        return []
+    return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+
+def _usage(rows: Callable[..., list[dict[str, Any]]], value: Callable[..., Any]) -> Usage:
+    limits = rows(q.CONNECTION_LIMITS)[0]
+    by_state = {r["state"]: r["count"] for r in rows(q.BY_STATE)}
+    return Usage(
+        max_connections=limits["max_connections"],
+        reserved=limits["reserved"],
+        total=sum(by_state.values()),
+        by_state=by_state,
+        by_application={r["application"]: r["count"] for r in rows(q.BY_APPLICATION)},
+        oldest_idle_in_transaction_seconds=value(q.OLDEST_IDLE_IN_TRANSACTION),
+        pool_checked_out=None,
+        pool_capacity=None,
+    )
+
+
+def _with_pool(usage: Usage | None, engine: Engine) -> Usage | None:
+    if usage is not None and isinstance(engine.pool, QueuePool):
+        usage.pool_checked_out, usage.pool_capacity = pool_usage(engine.pool)
+    return usage
+
+
+def _guarded_revision(conn: Connection) -> list[str]:
+    try:
+        with conn.begin_nested():
+            return _revision(conn)
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise _SectionFailed(exc) from None
+
+
+class _SectionFailed(Exception):
+    def __init__(self, error: sqlalchemy.exc.DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _reason(exc: sqlalchemy.exc.DBAPIError) -> str:
+    return (str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0]

@@ -1,0 +1,127 @@
+"""The database session a migration runs in: its connection, engine and timeouts.
+
+Every migration session starts with ``lock_timeout`` (so DDL never queues behind
+a long transaction while all other queries queue behind the DDL) and a
+``statement_timeout``; offline SQL starts with the same two statements, so a
+script applied by hand gets the same protection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+
+import sqlalchemy
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from atsboost.config.settings import MigrationSettings, Settings, get_migration_settings, get_settings
+from atsboost.errors import MigrationError
+from atsboost.runtime.engine import connect_args, database_url
+
+SETTINGS = "atsboost.config.settings"
+
+
+def migration_settings(config: Config) -> MigrationSettings:
+    """Return the migration settings handed in by the caller, else those of the environment."""
+    settings = config.attributes.get(SETTINGS)
+    return settings.migration if isinstance(settings, Settings) else get_migration_settings()
+
+
+def session_timeouts(settings: MigrationSettings) -> list[str]:
+    """Return the SET statements every migration session starts with, online and in offline SQL."""
+    return [
+        f"SET lock_timeout = '{round(settings.lock_timeout * 1000)}ms'",
+        f"SET statement_timeout = '{round(settings.statement_timeout * 1000)}ms'",
+    ]
+
+
+def emit_session_timeouts(context: EnvironmentContext | ModuleType) -> None:
+    """Start offline SQL with the same timeouts, so whoever applies it by hand is protected too."""
+    environment = environment_context(context)
+    for statement in session_timeouts(migration_settings(environment.config)):
+        environment.execute(statement)
+
+
+@contextmanager
+def connection(config: Config) -> Iterator[Connection]:
+    """Yield the connection to migrate on, with the migration timeouts set for its session.
+
+    A Connection or Engine handed in through ``config.attributes["connection"]`` (the
+    Alembic cookbook's way to share one) is used as given, and a handed-in
+    Connection gets its own timeouts back afterwards.
+    """
+    timeouts = session_timeouts(migration_settings(config))
+    given = config.attributes.get("connection")
+    if isinstance(given, Connection):
+        with _timeouts_restored(given):
+            _set(given, timeouts)
+            yield given
+        return
+    if isinstance(given, Engine):
+        with given.connect() as conn:
+            _set(conn, timeouts)
+            yield conn
+        return
+    settings = config.attributes.get(SETTINGS) or get_settings()
+    engine = migration_engine(settings)
+    try:
+        with engine.connect() as conn:
+            _set(conn, timeouts)
+            yield conn
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _timeouts_restored(conn: Connection) -> Iterator[None]:
+    names = ("lock_timeout", "statement_timeout")
+    outside = not conn.in_transaction()
+    previous = [f"SET {name} = '{conn.exec_driver_sql(f'SHOW {name}').scalar_one()}'" for name in names]
+    if outside:
+        conn.commit()  # reading them must not leave the caller's connection in a transaction
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sqlalchemy.exc.DBAPIError):
+            _set(conn, previous)
+
+
+def _set(conn: Connection, statements: list[str]) -> None:
+    """Run session-level SETs; outside a caller's transaction, commit so none stays open."""
+    outside = not conn.in_transaction()
+    for statement in statements:
+        conn.exec_driver_sql(statement)
+    if outside:
+        conn.commit()
+
+
+def migration_engine(settings: Settings) -> Engine:
+    """Build an engine for migrations: no pool, the app's SSL, a telling application_name.
+
+    It connects to DATABASE_MIGRATION_URL when set. Through a transaction pooler without
+    it, migrating is refused: the advisory lock and the session's timeouts need one
+    server session for the whole run, which such a pooler does not give.
+    """
+    if settings.migration_url is None and settings.pool.mode == "transaction":
+        raise MigrationError(
+            "DATABASE_POOL_MODE=transaction means DATABASE_URL goes through a transaction pooler, where "
+            "migrations cannot hold their lock or their session settings; set DATABASE_MIGRATION_URL to "
+            "a direct connection to PostgreSQL (for example port 5432 instead of the pooler's)"
+        )
+    args = connect_args(settings)
+    args.pop("prepare_threshold", None)  # a direct connection: the driver's defaults are fine
+    args["application_name"] = f"{settings.application_name}:migrate"[:63]
+    url = settings.migration_url or database_url(settings)
+    return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args)
+
+
+def environment_context(context: EnvironmentContext | ModuleType) -> EnvironmentContext:
+    """Return the EnvironmentContext behind env.py's ``alembic.context`` module proxy."""
+    environment = getattr(context, "_proxy", context)
+    assert isinstance(environment, EnvironmentContext), "call this from env.py while Alembic runs"
+    return environment

@@ -1,0 +1,180 @@
+"""Turn settings into a SQLAlchemy Engine: one typed translation, one constructor."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import sqlalchemy
+import sqlalchemy.event
+import sqlalchemy.exc
+from sqlalchemy.engine import URL, Engine
+
+from atsboost.config.settings import Settings
+from atsboost.errors import DatabaseUnavailableError
+from atsboost.runtime import embedded
+from atsboost.runtime.pool import IdleTimeoutQueuePool
+
+logger = logging.getLogger(__name__)
+
+
+class EngineOptions(TypedDict):
+    """The keyword arguments atsboost passes to ``sqlalchemy.create_engine``."""
+
+    poolclass: type[IdleTimeoutQueuePool]
+    pool_size: int
+    max_overflow: int
+    pool_timeout: float
+    pool_use_lifo: bool
+    idle_timeout: float
+    validate_after: float
+    leak_threshold: float | None
+    connect_args: dict[str, Any]
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """Return the libpq connection parameters the settings call for."""
+    args: dict[str, Any] = {
+        "application_name": settings.application_name,
+        "connect_timeout": settings.connect_timeout,
+    }
+    if settings.ssl.mode is not None:
+        args["sslmode"] = settings.ssl.mode
+    if settings.ssl.root_cert is not None and settings.ssl.mode != "disable":
+        args["sslrootcert"] = settings.ssl.root_cert
+    if settings.pool.mode == "transaction":
+        # A transaction pooler hands each transaction to any server connection: a statement
+        # prepared on one is missing on the next (PgBouncer before 1.21 has no support at all).
+        args["prepare_threshold"] = None
+    elif settings.statement_timeout_ms is not None:
+        # Poolers reject the 'options' startup parameter; there it is SET LOCAL per transaction.
+        args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    return args
+
+
+def engine_options(settings: Settings) -> EngineOptions:
+    """Return the ``create_engine`` arguments for these settings."""
+    return EngineOptions(
+        poolclass=IdleTimeoutQueuePool,
+        pool_size=settings.pool.size,
+        max_overflow=settings.pool.max_overflow,
+        pool_timeout=settings.pool.timeout,
+        pool_use_lifo=True,
+        idle_timeout=settings.pool.idle_timeout,
+        validate_after=settings.runtime.validate_after,
+        leak_threshold=settings.runtime.leak_threshold,
+        connect_args=connect_args(settings),
+    )
+
+
+def database_url(settings: Settings) -> URL:
+    """Return the URL to connect to, starting the embedded server when settings say so."""
+    if settings.url is not None:
+        return settings.url
+    return embedded.ensure_running(settings.embedded_dir)
+
+
+def create_engine(settings: Settings) -> Engine:
+    """Build an Engine for these settings (connects lazily, on first use)."""
+    url = database_url(settings)
+    engine = sqlalchemy.create_engine(url, **engine_options(settings))
+    if settings.pool.mode == "transaction" and settings.statement_timeout_ms is not None:
+        _set_local_statement_timeout(engine, settings.statement_timeout_ms)
+    logger.info(
+        "engine for %s: %s environment, pool %d+%d, idle timeout %ss",
+        url.render_as_string(hide_password=True),
+        settings.environment.value,
+        settings.pool.size,
+        settings.pool.max_overflow,
+        settings.pool.idle_timeout,
+    )
+    return engine
+
+
+def _set_local_statement_timeout(engine: Engine, milliseconds: int) -> None:
+    """Start every transaction with SET LOCAL: session state must not outlive it behind a pooler."""
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def set_timeout(conn: sqlalchemy.Connection) -> None:
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(milliseconds)}")
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What one round trip tells about the server an engine reaches."""
+
+    version: str
+    database: str
+    user: str
+    ssl: bool
+    latency_ms: float
+    max_connections: int
+    reserved_connections: int
+
+
+def server_info(engine: Engine) -> ServerInfo:
+    """Connect once and describe the server; raise DatabaseUnavailableError if unreachable."""
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(_SERVER_INFO_SQL).one()
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise unavailable(engine.url, exc) from None
+    latency = (time.perf_counter() - started) * 1000
+    return ServerInfo(
+        row.version,
+        row.database,
+        row.user,
+        bool(row.ssl),
+        round(latency, 1),
+        row.max_connections,
+        row.reserved,
+    )
+
+
+# libpq's words for the common SSL failures, and what to change for each.
+_SSL_ADVICE = (
+    (
+        "server does not support SSL",
+        "the server does not accept SSL connections, but SSL is required (DATABASE_SSL, on by default in "
+        "production, or sslmode in DATABASE_URL): enable ssl on the server, or, on a private network "
+        "only, set DATABASE_DISABLE_SSL=true",
+    ),
+    (
+        "does not match host name",
+        "the server's certificate is not for the host in DATABASE_URL: connect with the host name the "
+        "certificate names (not an IP address or an alias)",
+    ),
+    (
+        "certificate verify failed",
+        "the server's certificate is not signed by the CA in DATABASE_SSL_ROOT_CERT: point "
+        "DATABASE_SSL_ROOT_CERT at your server's CA file (your provider's CA bundle)",
+    ),
+    ("root certificate file", "verifying the server needs its CA file: set DATABASE_SSL_ROOT_CERT to it"),
+)
+
+
+def unavailable(url: URL, exc: sqlalchemy.exc.DBAPIError) -> DatabaseUnavailableError:
+    """Build the error for a failed connection: the driver's reason and the fix, never the password."""
+    full = str(exc.orig).strip() if exc.orig is not None else str(exc)
+    reason = full.splitlines()[0]
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    advice = next((fix for words, fix in _SSL_ADVICE if words in full), None)
+    advice = advice or (
+        "check that the server is running and that DATABASE_URL (host, port, user, password) is right"
+    )
+    return DatabaseUnavailableError(
+        f"cannot connect to {url.render_as_string(hide_password=True)}: {reason}; {advice}"
+    )
+
+
+_SERVER_INFO_SQL = sqlalchemy.text(
+    "SELECT current_setting('server_version') AS version, current_database() AS database, "
+    "current_user AS user, COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), "
+    "false) AS ssl, current_setting('max_connections')::int AS max_connections, "
+    "current_setting('superuser_reserved_connections')::int "
+    "+ COALESCE(current_setting('reserved_connections', true)::int, 0) AS reserved"
+)

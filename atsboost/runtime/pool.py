@@ -1,0 +1,281 @@
+"""A QueuePool whose idle timeout is real, which validates idle connections and tracks checkouts.
+
+SQLAlchemy's QueuePool keeps an unused connection open forever (``pool_recycle``
+only looks at a connection's age, and only when it is checked out). Here a
+connection that sat in the pool longer than ``idle_timeout`` seconds is closed by
+a background reaper, so it stops holding a server slot, and a checkout never hands
+out one that has expired. The pool is used LIFO so that, under light load, the
+connections at the bottom of the stack really do go idle and get reaped.
+
+It also remembers who holds which connection since when: the maintenance thread
+reports leaks (atsboost.runtime.leaks), and graceful shutdown waits for, then cancels,
+what is still checked out.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+import traceback
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import sqlalchemy.exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.util import queue as sqla_queue
+
+from atsboost.errors import DatabaseUnavailableError
+from atsboost.runtime import leaks
+
+logger = logging.getLogger(__name__)
+
+_IDLE_SINCE = "atsboost.idle_since"
+
+
+@dataclass
+class _Waiter:
+    ready: threading.Event = field(default_factory=threading.Event)
+    record: ConnectionPoolEntry | None = None
+
+
+@dataclass
+class _Checkout:
+    since: float
+    stack: traceback.StackSummary | None
+    reported: bool = False
+
+
+class IdleTimeoutQueuePool(QueuePool):
+    """QueuePool that closes connections left unused for longer than ``idle_timeout``."""
+
+    # Not keyword-only: create_engine finds pool arguments by positional-or-keyword name.
+    def __init__(
+        self,
+        creator: Any,
+        idle_timeout: float | None = None,
+        validate_after: float = 1.0,
+        leak_threshold: float | None = None,
+        **kw: Any,
+    ) -> None:
+        kw.setdefault("use_lifo", True)
+        super().__init__(creator, **kw)
+        self._idle_timeout = idle_timeout
+        self._validate_after = validate_after
+        self._leak_threshold = leak_threshold
+        self._checked_out: dict[ConnectionPoolEntry, _Checkout] = {}
+        self._draining = False
+        self._handoff = threading.Lock()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._stopped = threading.Event()
+        self._reaper_pid: int | None = None
+        self._reaper_lock = threading.Lock()
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds an unused connection may stay open; None means forever."""
+        return self._idle_timeout
+
+    def reap_idle(self) -> int:
+        """Close every pooled connection idle past the timeout; return how many were closed."""
+        if self._idle_timeout is None:
+            return 0
+        held: list[ConnectionPoolEntry] = []
+        while True:
+            try:
+                held.append(self._pool.get_nowait())
+            except sqla_queue.Empty:
+                break
+        closed = 0
+        # Put back the survivors oldest first, so the LIFO order is unchanged.
+        for record in reversed(held):
+            if self._expired(record):
+                self._discard(record)
+                closed += 1
+            else:
+                self._put_back(record)
+        if closed:
+            logger.debug("closed %d connection(s) idle for over %ss", closed, self._idle_timeout)
+        return closed
+
+    def drain(self) -> None:
+        """Stop handing out connections: every later checkout fails at once (graceful shutdown)."""
+        self._draining = True
+
+    def in_use(self) -> list[ConnectionPoolEntry]:
+        """Return the entries checked out right now."""
+        return list(self._checked_out)
+
+    def report_leaks(self) -> int:
+        """Report, once each, connections held longer than the leak threshold; return how many."""
+        if self._leak_threshold is None:
+            return 0
+        now = time.monotonic()
+        reported = 0
+        for checkout in list(self._checked_out.values()):
+            held = now - checkout.since
+            if held > self._leak_threshold and not checkout.reported and checkout.stack is not None:
+                checkout.reported = True
+                leaks.report(held, self._leak_threshold, checkout.stack)
+                reported += 1
+        return reported
+
+    def dispose(self) -> None:
+        """Close the pooled connections and stop the reaper."""
+        self._stopped.set()
+        super().dispose()
+
+    def recreate(self) -> QueuePool:
+        """Return a fresh pool with the same settings (used by ``Engine.dispose``)."""
+        self._stopped.set()
+        new = super().recreate()
+        assert isinstance(new, IdleTimeoutQueuePool)
+        new._idle_timeout = self._idle_timeout
+        new._validate_after = self._validate_after
+        new._leak_threshold = self._leak_threshold
+        return new
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        self._checked_out.pop(record, None)
+        record.info[_IDLE_SINCE] = time.monotonic()
+        self._start_reaper()
+        self._release(record)
+
+    def _release(self, record: ConnectionPoolEntry) -> None:
+        """Hand a free connection to the longest waiter, else put it back in the pool.
+
+        SQLAlchemy's queue lets the thread that returns a connection take it straight
+        back before a woken waiter runs; under contention some threads then starve.
+        Handing it over first-come, first-served (as psycopg_pool does) keeps waits fair.
+        """
+        with self._handoff:
+            if self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.record = record
+                waiter.ready.set()
+                return
+            super()._do_return_conn(record)
+
+    def _acquire(self) -> ConnectionPoolEntry:
+        with self._handoff:
+            try:
+                return self._pool.get_nowait()
+            except sqla_queue.Empty:
+                pass
+            grow = self._inc_overflow()
+            if not grow:
+                waiter = _Waiter()
+                self._waiters.append(waiter)
+        if grow:
+            try:
+                return self._create_connection()
+            except BaseException:
+                self._dec_overflow()
+                raise
+        if waiter.ready.wait(self._timeout):
+            assert waiter.record is not None
+            return waiter.record
+        with self._handoff:
+            if waiter.record is not None:  # handed over just as the wait timed out
+                return waiter.record
+            self._waiters.remove(waiter)
+        raise sqlalchemy.exc.TimeoutError(
+            f"QueuePool limit of size {self.size()} overflow {self._max_overflow} reached, "
+            f"connection timed out, timeout {self._timeout:.2f}",
+            code="3o7r",
+        )
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        if self._draining:
+            raise DatabaseUnavailableError(
+                "the database layer is shutting down: no new connections are handed out"
+            )
+        record = self._acquire()
+        if self._expired(record):
+            # Closing the DBAPI connection makes the entry reconnect on checkout.
+            record.close()
+        elif self._idle_for(record) > self._validate_after:
+            self._validate(record)
+        stack = leaks.capture_stack() if self._leak_threshold is not None else None
+        self._checked_out[record] = _Checkout(time.monotonic(), stack)
+        self._start_reaper()
+        return record
+
+    def _validate(self, record: ConnectionPoolEntry) -> None:
+        """Ping a connection that sat idle; if it is dead, reconnect it and recycle its generation.
+
+        A busy connection is not pinged (HikariCP's bypass window): after a server
+        restart the first idle checkout finds the break, and every connection older
+        than that moment is then recycled at its next checkout, without a round trip.
+        """
+        connection = record.dbapi_connection
+        assert connection is not None  # _idle_for is 0 for an entry without a connection
+        try:
+            cast(Dialect, self._dialect).do_ping(connection)
+        except Exception as exc:
+            logger.info("a pooled connection was dead (%s); reconnecting", str(exc).strip().splitlines()[0])
+            self._invalidate_time = time.time()
+            record.invalidate(exc)
+
+    def _idle_for(self, record: ConnectionPoolEntry) -> float:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or record.dbapi_connection is None:
+            return 0.0
+        return time.monotonic() - float(idle_since)
+
+    def _expired(self, record: ConnectionPoolEntry) -> bool:
+        return self._idle_timeout is not None and self._idle_for(record) > self._idle_timeout
+
+    def _discard(self, record: ConnectionPoolEntry) -> None:
+        try:
+            record.close()
+        finally:
+            self._dec_overflow()
+
+    def _put_back(self, record: ConnectionPoolEntry) -> None:
+        self._release(record)
+
+    def _start_reaper(self) -> None:
+        # A forked worker inherits the flag but not the thread: track the pid.
+        if self._reaper_pid == os.getpid() or (self._idle_timeout is None and self._leak_threshold is None):
+            return
+        with self._reaper_lock:
+            if self._reaper_pid == os.getpid():
+                return
+            self._reaper_pid = os.getpid()
+            periods = [t for t in (self._idle_timeout, self._leak_threshold) if t is not None]
+            interval = min(max(min(periods) / 4, 0.1), 5.0)
+            thread = threading.Thread(
+                target=_reap_forever,
+                args=(weakref.ref(self), self._stopped, interval),
+                name="atsboost-pool-reaper",
+                daemon=True,
+            )
+            thread.start()
+
+
+def _reap_forever(
+    pool_ref: weakref.ref[IdleTimeoutQueuePool], stopped: threading.Event, interval: float
+) -> None:
+    """Reap until the pool is disposed or garbage-collected (the thread never keeps it alive)."""
+    while not stopped.wait(interval):
+        pool = pool_ref()
+        if pool is None:
+            return
+        try:
+            pool.reap_idle()
+            pool.report_leaks()
+        except Exception:  # a maintenance thread must never die silently mid-flight
+            logger.exception("pool maintenance failed")
+        del pool
+
+
+def pool_usage(pool: Any) -> tuple[int, int]:
+    """Return (checked out, capacity) of a QueuePool: capacity is size plus overflow; (0, 0) for others."""
+    if not isinstance(pool, QueuePool):
+        return 0, 0
+    return pool.checkedout(), pool.size() + max(pool._max_overflow, 0)

@@ -1,0 +1,221 @@
+"""Whole-transaction retry for transient PostgreSQL errors.
+
+A transaction is retried from its beginning, never resumed: ``fn(session)`` runs
+again on a fresh connection. Retried: serialization failures (40001), deadlocks
+(40P01), admin shutdown and crash recovery (57P01-57P03), too many connections
+(53300), and connection failures or losses before COMMIT (class 08, or a driver
+error without SQLSTATE that SQLAlchemy flags as a disconnect). Never retried:
+constraint violations, syntax errors, permission errors. A connection lost
+*during* COMMIT leaves the outcome unknown: ``fn`` runs again only when the
+caller declared it idempotent; otherwise TransactionOutcomeUnknownError.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg
+import sqlalchemy.exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
+
+from atsboost.errors import TransactionOutcomeUnknownError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
+# At COMMIT these mean the connection went away: whether the commit happened is unknown.
+_LOST_CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """Return the SQLSTATE behind a SQLAlchemy or psycopg error, if the server sent one."""
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Tell whether running the whole transaction again may succeed."""
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return False
+    state = sqlstate(exc)
+    if state in RETRYABLE_SQLSTATES or (state or "").startswith("08"):
+        return True
+    # No SQLSTATE: the connection failed or was lost before the server could answer.
+    return exc.connection_invalidated or (state is None and isinstance(exc.orig, psycopg.OperationalError))
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return False
+    state = sqlstate(exc)
+    lost = state in _LOST_CONNECTION_SQLSTATES or (state or "").startswith("08")
+    return lost or exc.connection_invalidated or state is None
+
+
+def run_transaction(
+    fn: Callable[[Session], T],
+    *,
+    engine: Engine | None = None,
+    idempotent: bool = False,
+    attempts: int | None = None,
+    max_seconds: float | None = None,
+    isolation_level: str | None = None,
+    read_only: bool = False,
+) -> T:
+    """Run ``fn(session)`` in a transaction and commit; on a transient error, run it all again.
+
+    ``fn`` must have no side effects outside the database (it may run several
+    times). Attempts and total time default to DATABASE_RETRY_ATTEMPTS and
+    DATABASE_RETRY_MAX_SECONDS. Pass ``idempotent=True`` when running ``fn`` twice
+    is harmless, so a connection lost during COMMIT is retried too. With
+    ``read_only=True`` the server refuses writes, so a connection lost at COMMIT
+    loses nothing and ``fn``'s result stands.
+    """
+    from atsboost.config.settings import get_settings
+    from atsboost.db import get_engine
+
+    if attempts is None or max_seconds is None:
+        runtime = get_settings().runtime
+        attempts = attempts or runtime.retry_attempts
+        max_seconds = runtime.retry_max_seconds if max_seconds is None else max_seconds
+    bind = engine or get_engine()
+    if isolation_level is not None:
+        bind = bind.execution_options(isolation_level=isolation_level)
+    if read_only:
+        bind = bind.execution_options(postgresql_readonly=True)  # BEGIN READ ONLY, no extra round trip
+    # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
+    # only built after a transient failure, which it is then handed as its attempt 1.
+    try:
+        return _attempt(fn, bind, idempotent, read_only)
+    except Exception as exc:
+        if not is_transient(exc) or attempts <= 1:
+            raise
+        first_failure: BaseException | None = exc
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
+        wait=wait_exponential(multiplier=0.05, max=0.5) + wait_random(0, 0.05),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+    def attempt() -> T:
+        nonlocal first_failure
+        if first_failure is not None:
+            failure, first_failure = first_failure, None
+            raise failure
+        return _attempt(fn, bind, idempotent, read_only)
+
+    result: T = retrying(attempt)
+    return result
+
+
+def transaction(
+    *,
+    idempotent: bool = False,
+    read_only: bool = False,
+    isolation_level: str | None = None,
+    engine: Engine | None = None,
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate ``fn(session, *args)`` so every call runs through ``run_transaction``."""
+
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            return run_transaction(
+                lambda session: fn(session, *args, **kwargs),
+                engine=engine,
+                idempotent=idempotent,
+                read_only=read_only,
+                isolation_level=isolation_level,
+            )
+
+        return wrapper
+
+    return decorate
+
+
+def _attempt(fn: Callable[[Session], T], bind: Engine, idempotent: bool, read_only: bool) -> T:  # noqa: FBT001
+    with Session(bind, expire_on_commit=False) as session:
+        result = fn(session)
+        try:
+            session.commit()
+        except sqlalchemy.exc.DBAPIError as exc:
+            if read_only and _lost_connection(exc):
+                return result  # nothing was written, so nothing was lost
+            if _lost_connection(exc) and not idempotent:
+                raise TransactionOutcomeUnknownError(
+                    "the connection broke during COMMIT, so the transaction may or may not have been "
+                    f"applied ({_reason(exc)}); check before repeating it, or pass idempotent=True if "
+                    "running it twice is harmless"
+                ) from exc
+            raise
+    return result
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    code = (sqlstate(exc) if exc is not None else None) or "no SQLSTATE"
+    logger.warning(
+        "transaction failed with %s (%s); retrying, attempt %d, in %.2f s",
+        code,
+        _reason(exc) if exc is not None else "",
+        state.attempt_number + 1,
+        state.upcoming_sleep,
+    )
+
+
+def wait_for_database(engine: Engine, *, seconds: float) -> None:
+    """Connect, retrying transient failures with backoff for up to ``seconds`` in total.
+
+    During a deploy the database may still be starting; past the budget this raises
+    DatabaseUnavailableError naming the (masked) URL and the last reason.
+    """
+    from atsboost.runtime.engine import unavailable
+
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_delay(seconds),
+        wait=wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1),
+        before_sleep=_log_wait,
+        reraise=True,
+    )
+    try:
+        retrying(_ping, engine)
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise unavailable(engine.url, exc) from None
+
+
+def _ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
+def _log_wait(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "the database is not reachable yet (%s); trying again in %.2f s",
+        _reason(exc) if exc is not None else "unknown",
+        state.upcoming_sleep,
+    )

@@ -1,0 +1,70 @@
+import subprocess
+import sys
+
+import psycopg
+
+from atsboost.runtime import embedded
+
+
+def postmaster_pid(directory):
+    return int((directory / "pgdata" / "postmaster.pid").read_text().split()[0])
+
+
+def test_comes_up_from_nothing_then_is_reused_then_stops(tmp_path, run_cli):
+    directory = tmp_path / "dev"
+    env = {"ATSBOOST_EMBEDDED_DIR": str(directory)}
+
+    first = run_cli("dev-db", "url", env=env)
+    assert first.returncode == 0, first.stderr
+    assert (directory / "pgdata" / "PG_VERSION").exists()
+    assert (directory / ".gitignore").read_text().splitlines()[-1] == "*"
+    pid = postmaster_pid(directory)
+
+    second = run_cli("dev-db", "url", env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert postmaster_pid(directory) == pid  # the same server, not a new one
+
+    url = first.stdout.strip()
+    assert url.startswith("postgresql://postgres@/atsboost?host=")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("atsboost",)
+
+    stopped = run_cli("dev-db", "stop", env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped the embedded PostgreSQL" in stopped.stdout
+    assert not embedded.is_running(directory)
+    again = run_cli("dev-db", "stop", env=env)
+    assert "is not running" in again.stdout
+
+
+def test_the_app_uses_it_when_database_url_is_unset(tmp_path, run_cli):
+    directory = tmp_path / "dev"
+    try:
+        result = run_cli("config", "--connect", env={"ATSBOOST_EMBEDDED_DIR": str(directory)})
+        assert result.returncode == 0, result.stderr
+        assert f"using the embedded PostgreSQL in {directory / 'pgdata'} (database atsboost)" in result.stderr
+        assert "embedded           yes" in result.stdout
+        assert "database atsboost as postgres" in result.stdout
+    finally:
+        embedded.stop(directory)
+
+
+def test_without_the_extra_the_error_says_what_to_do(tmp_path):
+    code = (
+        "import sys; sys.modules['pgserver'] = None;"
+        "from atsboost.cli import main; sys.argv = ['atsboost-db', 'config', '--connect']; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"ATSBOOST_EMBEDDED_DIR": str(tmp_path / "dev")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: DATABASE_URL is not set and the embedded PostgreSQL is not installed; "
+        "set DATABASE_URL to your PostgreSQL server, or install pip install 'atsboost[embedded]'"
+    )
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,177 @@
+"""Transaction pooling, tested through a real PgBouncer in front of a server with max_connections=20."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from atsboost import migrations
+from atsboost.config.settings import load_settings
+from atsboost.errors import MigrationError
+from atsboost.runtime.engine import create_engine
+from tests.conftest import own_cluster, server_binaries
+
+PGBOUNCER = shutil.which("pgbouncer") or (
+    "/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None
+)
+pytestmark = pytest.mark.skipif(
+    PGBOUNCER is None,
+    reason="PgBouncer is not installed (Debian: apt-get install pgbouncer; .ci/run installs it)",
+)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """A server with max_connections=20 and, in front of it, PgBouncer in transaction mode."""
+    with own_cluster(server_binaries(), settings={"max_connections": "20"}) as server:
+        socket_dir = server.url.query["host"]
+        directory = Path(tempfile.mkdtemp(prefix="atsboost-pgbouncer-"))
+        port = free_port()
+        (directory / "users.txt").write_text('"postgres" ""\n')
+        (directory / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"app = host={socket_dir} port=5432 dbname=postgres user=postgres\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {directory / 'users.txt'}\n"
+            "pool_mode = transaction\nmax_client_conn = 400\ndefault_pool_size = 10\n"
+            f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n"
+        )
+        user = "postgres" if os.geteuid() == 0 else None  # PgBouncer refuses to run as root
+        if user:
+            for path in [directory, *directory.iterdir()]:
+                shutil.chown(path, user)
+        bouncer = subprocess.Popen([str(PGBOUNCER), str(directory / "pgbouncer.ini")], user=user)
+        try:
+            _wait_for_port(port)
+            yield {
+                "pooled": f"postgresql://postgres@127.0.0.1:{port}/app",
+                "direct": server.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            }
+        finally:
+            bouncer.terminate()
+            bouncer.wait(10)
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_for_port(port):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("PgBouncer did not start listening")
+
+
+def workload(environ, *, clients=200, transactions=10):
+    """``clients`` threads, each running the same short transaction repeatedly; returns the errors."""
+    engine = create_engine(load_settings({**environ, "DATABASE_POOL_SIZE": str(clients)}))
+    errors, done = [], []
+    statement = text("SELECT count(*) FROM pg_class WHERE relname = :name")
+
+    def client():
+        for _ in range(transactions):
+            try:
+                with engine.connect() as conn:
+                    conn.execute(statement, {"name": "pg_class"}).scalar_one()
+                    conn.commit()
+                done.append(1)
+            except Exception as exc:  # each one is a failure the test counts
+                errors.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.dispose()
+    return errors, len(done)
+
+
+def test_200_clients_through_pgbouncer_all_complete(stack):
+    environ = {
+        "ATSBOOST_ENV": "testing",
+        "DATABASE_URL": stack["pooled"],
+        "DATABASE_POOL_MODE": "transaction",
+    }
+    errors, done = workload(environ)
+    assert [str(e).splitlines()[0] for e in errors] == []
+    assert done == 2000
+
+
+def test_the_same_workload_with_prepared_statements_on_fails(stack):
+    """Proof that the test is real: psycopg's automatic prepared statements break behind the pooler."""
+    environ = {
+        "ATSBOOST_ENV": "testing",
+        "DATABASE_URL": stack["pooled"],
+    }  # session mode: prepared statements on
+    errors, done = workload(environ)
+    assert errors, "expected failures with server-side prepared statements behind a transaction pooler"
+    assert any("prepared statement" in str(e) for e in errors)
+    assert done < 2000
+
+
+def test_statement_timeout_is_set_per_transaction_and_does_not_leak(stack):
+    environ = {
+        "ATSBOOST_ENV": "testing",
+        "DATABASE_URL": stack["pooled"],
+        "DATABASE_POOL_MODE": "transaction",
+        "DATABASE_STATEMENT_TIMEOUT": "200",
+    }
+    engine = create_engine(load_settings(environ))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar_one() == "200ms"
+            with pytest.raises(Exception, match="statement timeout"):
+                conn.execute(text("SELECT pg_sleep(1)"))
+    finally:
+        engine.dispose()
+    # Another client of the pooler, on the same server connections, sees the server's default.
+    with psycopg.connect(stack["pooled"], prepare_threshold=None) as other:
+        values = {other.execute("SHOW statement_timeout").fetchone()[0] for _ in range(20)}  # type: ignore[index]
+    assert values == {"0"}
+
+
+def test_migrations_through_the_pooler_are_refused_without_a_direct_url(stack):
+    settings = load_settings(
+        {"ATSBOOST_ENV": "testing", "DATABASE_URL": stack["pooled"], "DATABASE_POOL_MODE": "transaction"}
+    )
+    with pytest.raises(MigrationError, match="set DATABASE_MIGRATION_URL to a direct connection"):
+        migrations.upgrade(settings)
+
+
+def test_migrations_use_the_direct_url_while_the_app_uses_the_pooler(stack):
+    settings = load_settings(
+        {
+            "ATSBOOST_ENV": "testing",
+            "DATABASE_URL": stack["pooled"],
+            "DATABASE_POOL_MODE": "transaction",
+            "DATABASE_MIGRATION_URL": stack["direct"],
+        }
+    )
+    try:
+        result = migrations.upgrade(settings)
+        assert [r.id for r in result.applied] == ["055d037ec299", "7c1f9a2b4d10"]
+        engine = create_engine(settings)
+        try:
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM subscription_plans")).scalar_one() == 0
+        finally:
+            engine.dispose()
+    finally:
+        migrations.downgrade(settings, revision="base")

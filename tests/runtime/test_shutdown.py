@@ -1,0 +1,159 @@
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import sqlalchemy
+from sqlalchemy import text
+
+from atsboost import db
+from atsboost.config.settings import get_settings
+from atsboost.errors import DatabaseUnavailableError
+from atsboost.runtime.shutdown import shutdown_engine
+
+APP = "atsboost-shutdown"
+
+
+def our_backends(observer, name=APP):
+    with observer.connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n"), {"n": name}
+        ).scalar_one()
+
+
+def run_in_thread(engine, sql, outcome):
+    def work():
+        try:
+            with engine.connect() as conn:
+                outcome.append(conn.execute(text(sql)).scalar())
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    time.sleep(0.3)  # the query is running
+    return thread
+
+
+def test_shutdown_waits_for_an_in_flight_query(make_engine):
+    engine = make_engine(DATABASE_APPLICATION_NAME=APP)
+    observer = make_engine(DATABASE_APPLICATION_NAME="atsboost-observer")
+    outcome: list[object] = []
+    thread = run_in_thread(engine, "SELECT 'done' FROM pg_sleep(2)", outcome)
+    refused = []
+    threading.Timer(0.3, lambda: refused.append(_try_checkout(engine))).start()
+    started = time.monotonic()
+    report = shutdown_engine(engine, timeout=5)
+    thread.join()
+    assert outcome == ["done"]  # the query completed
+    assert 1.2 < time.monotonic() - started < 5
+    assert (report.waited_for, report.cancelled, report.abandoned) == (1, 0, 0)
+    assert isinstance(refused[0], DatabaseUnavailableError)  # no new connections while draining
+    assert our_backends(observer) == 0
+
+
+def _try_checkout(engine):
+    try:
+        engine.connect().close()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def test_shutdown_past_its_deadline_cancels_and_still_finishes(make_engine):
+    engine = make_engine(DATABASE_APPLICATION_NAME=APP)
+    observer = make_engine(DATABASE_APPLICATION_NAME="atsboost-observer")
+    outcome: list[object] = []
+    thread = run_in_thread(engine, "SELECT pg_sleep(30)", outcome)
+    started = time.monotonic()
+    report = shutdown_engine(engine, timeout=0.5)
+    thread.join(5)
+    assert time.monotonic() - started < 4
+    assert report.cancelled == 1
+    assert isinstance(outcome[0], sqlalchemy.exc.OperationalError)
+    assert "canceling statement due to user request" in str(outcome[0])
+    assert our_backends(observer) == 0
+
+
+def test_process_wide_shutdown_is_idempotent(environ, monkeypatch):
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with db.session_scope() as session:
+            session.execute(text("SELECT 1"))
+        assert db.shutdown(timeout=1) is not None
+        assert db.shutdown(timeout=1) is None
+    finally:
+        db.dispose_engine()
+        get_settings.cache_clear()
+
+
+SERVICE = """
+import sys, threading, time
+from sqlalchemy import text
+from atsboost import db
+
+db.startup(handle_signals=True)
+
+def work():
+    while True:
+        with db.session_scope() as s:
+            s.execute(text("SELECT pg_sleep(0.05)"))
+
+threading.Thread(target=work, daemon=True).start()
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_sigterm_runs_the_graceful_path_and_exits_0(environ, make_engine):
+    observer = make_engine(DATABASE_APPLICATION_NAME="atsboost-observer")
+    env = {**environ, "DATABASE_APPLICATION_NAME": APP, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVICE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    assert our_backends(observer) >= 1
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert our_backends(observer) == 0
+
+
+FORKED = """
+import os
+from sqlalchemy import text
+from atsboost import db
+
+def pid():
+    with db.session_scope() as s:
+        return s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+parent = pid()
+child = os.fork()
+if child == 0:
+    db.after_fork()
+    print("child", pid() != parent, flush=True)
+    os._exit(0)
+os.waitpid(child, 0)
+print("parent", pid() == parent, flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork exists only on POSIX systems")
+def test_a_forked_worker_uses_its_own_connections(environ):
+    out = subprocess.run(
+        [sys.executable, "-c", FORKED],
+        env={**environ, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert sorted(out.stdout.split("\n")[:2]) == ["child True", "parent True"]
