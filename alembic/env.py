@@ -1,12 +1,10 @@
-"""Alembic environment for atsboost, in Alembic's familiar two-function shape.
+"""Alembic environment with atsboost's safety, in Alembic's familiar two-function shape.
 
-The database comes from atsboost's settings (ATSBOOST_ENV/NODE_ENV, DATABASE_URL,
-SSL, the embedded development server), never from alembic.ini. Around Alembic's
-own run, atsboost.migrations.environment adds what Alembic leaves to each team: a dry run
-that knows the database (MIGRATION_DRYRUN=true or -x dry_run=true), a production
-force gate (MIGRATION_REQUIRE_FORCE / MIGRATION_FORCE or -x force=true), one
-migrator at a time (a PostgreSQL advisory lock), lock and statement timeouts, and
-each revision in its own transaction.
+The database comes from the environment (ATSBOOST_ENV or NODE_ENV, DATABASE_URL, SSL,
+the embedded development server), never from alembic.ini: `atsboost-db config` shows it.
+atsboost.migrations.run_migrations adds a dry run (-x dry_run=true or MIGRATION_DRYRUN),
+a production force gate (-x force=true or MIGRATION_FORCE), one migrator at a time, lock
+and statement timeouts, and each revision in its own transaction.
 """
 
 import logging
@@ -14,47 +12,29 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from atsboost.app.models import Base
-from atsboost.migrations import environment as migration_env
-from atsboost.migrations import session as migration_session
+from atsboost.migrations import run_migrations
 
 config = context.config
 
-# Configure logging from alembic.ini only when nobody has yet (the alembic CLI), and
+# Configure logging from alembic.ini only when nobody has yet (the alembic command), and
 # never disable the application's own loggers.
 if config.config_file_name is not None and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+# Your models' MetaData for autogenerate (atsboost's own tables are always added), e.g.
+#     from myapp.models import Base
+#     target_metadata = Base.metadata
+target_metadata = None
 
 
 def run_migrations_offline() -> None:
-    """Write the SQL for the requested range to stdout; no database is needed.
-
-    This is ``alembic upgrade head --sql``. The script starts with the same
-    lock_timeout and statement_timeout an online run uses.
-    """
-    context.configure(
-        dialect_name="postgresql",
-        target_metadata=target_metadata,
-        literal_binds=True,
-        transaction_per_migration=True,
-    )
-    with context.begin_transaction():
-        migration_session.emit_session_timeouts(context)
-        context.run_migrations()
+    """Write the SQL of the requested range (alembic upgrade head --sql); no database needed."""
+    run_migrations(target_metadata, offline=True)
 
 
 def run_migrations_online() -> None:
     """Apply revisions to the database, with atsboost's safety around Alembic's run."""
-    with migration_session.connection(config) as connection:
-        run = migration_env.OnlineRun(context, connection)
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            **run.configure_options(),
-        )
-        run.run_migrations()
+    run_migrations(target_metadata, offline=False)
 
 
 if context.is_offline_mode():

@@ -1,5 +1,6 @@
-"""The application's entry points: the process-wide engine, sessions, retry and lifecycle.
+"""The application's entry points: the process-wide database, sessions, retry and lifecycle.
 
+These functions are a facade over one default :class:`~atsboost.runtime.database.Database`.
 Importing atsboost connects to nothing. ``startup()`` prepares the database before
 the application serves; ``shutdown()`` (also run at interpreter exit, and by the
 opt-in signal handlers) drains it gracefully; ``after_fork()`` makes a forked
@@ -8,26 +9,25 @@ worker open its own connections.
 
 from __future__ import annotations
 
-import atexit
 import functools
-import os
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from atsboost.config.settings import Settings, get_settings
+from atsboost.config.settings import Settings
+from atsboost.runtime import database
+from atsboost.runtime.database import Database
 from atsboost.runtime.engine import create_engine
-from atsboost.runtime.monitor import HealthMonitor
-from atsboost.runtime.retry import run_transaction, transaction, wait_for_database
-from atsboost.runtime.shutdown import ShutdownReport, install_signal_handlers, shutdown_engine
+from atsboost.runtime.shutdown import ShutdownReport
 
 __all__ = [
+    "Database",
     "after_fork",
     "create_engine",
+    "default",
     "dispose_engine",
     "get_engine",
     "health_state",
@@ -38,12 +38,10 @@ __all__ = [
     "transaction",
 ]
 
-_lock = threading.RLock()
-_settings: Settings | None = None
-_engine: Engine | None = None
-_sessions: sessionmaker[Session] | None = None
-_monitor: HealthMonitor | None = None
-_owner_pid: int | None = None
+T = TypeVar("T")
+
+default = Database()
+"""The process-wide database the functions below work on."""
 
 
 def get_engine() -> Engine:
@@ -51,16 +49,7 @@ def get_engine() -> Engine:
 
     In development without DATABASE_URL the first call starts the embedded server.
     """
-    global _engine, _sessions, _owner_pid
-    if _engine is None:
-        with _lock:
-            if _engine is None:
-                engine = create_engine(_settings or get_settings())
-                _sessions = sessionmaker(engine, expire_on_commit=False)
-                _owner_pid = os.getpid()
-                _engine = engine
-                _register_atexit()
-    return _engine
+    return default.get_engine()
 
 
 @contextmanager
@@ -71,19 +60,32 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     returned from the block and read without another query. For work that should
     survive a failover, prefer ``run_transaction``.
     """
-    if engine is None:
-        get_engine()
-        assert _sessions is not None
-        session = _sessions()
-    else:
-        session = Session(engine, expire_on_commit=False)
-    with session:
-        try:
-            yield session
-        except BaseException:
-            session.rollback()
-            raise
-        session.commit()
+    with default.session_scope() if engine is None else database.session_scope(engine) as session:
+        yield session
+
+
+def run_transaction(fn: Callable[[Session], T], *, engine: Engine | None = None, **options: Any) -> T:
+    """Run ``fn(session)`` in a transaction and commit; on a transient error, run it all again.
+
+    ``fn`` must have no side effects outside the database (it may run several
+    times). Options: ``idempotent``, ``read_only``, ``isolation_level``,
+    ``attempts`` and ``max_seconds`` (default DATABASE_RETRY_ATTEMPTS and
+    DATABASE_RETRY_MAX_SECONDS); see :func:`atsboost.runtime.retry.run_transaction`.
+    """
+    return default.run_transaction(fn, engine=engine, **options)
+
+
+def transaction(**options: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate ``fn(session, *args)`` so every call runs through ``run_transaction`` with ``options``."""
+
+    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            return run_transaction(lambda session: fn(session, *args, **kwargs), **options)
+
+        return wrapper
+
+    return decorate
 
 
 def startup(settings: Settings | None = None, *, handle_signals: bool = False) -> Engine:
@@ -97,23 +99,7 @@ def startup(settings: Settings | None = None, *, handle_signals: bool = False) -
     configured (on by default in production); and, with ``handle_signals=True``,
     shuts down gracefully on SIGTERM/SIGINT.
     """
-    from atsboost import migrations
-
-    global _settings
-    settings = settings or get_settings()
-    with _lock:
-        if _engine is not None and _settings is not settings:
-            dispose_engine()
-        _settings = settings
-    engine = get_engine()
-    wait_for_database(engine, seconds=settings.connect_timeout)
-    if settings.migration.on_startup:
-        migrations.upgrade(settings)
-    if settings.runtime.monitor:
-        _start_monitor(engine, settings)
-    if handle_signals:
-        install_signal_handlers(shutdown)
-    return engine
+    return default.startup(settings, handle_signals=handle_signals)
 
 
 def health_state() -> dict[str, Any]:
@@ -122,26 +108,12 @@ def health_state() -> dict[str, Any]:
     With the monitor running this is its latest state (no query); without it, one
     check runs now.
     """
-    if _monitor is not None:
-        return _monitor.state().as_dict()
-    monitor = HealthMonitor(get_engine(), _settings or get_settings())
-    try:
-        return monitor.check().as_dict()
-    finally:
-        monitor.stop()
+    return default.health_state()
 
 
 def shutdown(timeout: float = 10.0) -> ShutdownReport | None:
     """Shut the process-wide engine down gracefully; safe to call twice (the second does nothing)."""
-    global _engine, _sessions, _monitor
-    with _lock:
-        engine, monitor = _engine, _monitor
-        _engine, _sessions, _monitor = None, None, None
-    if engine is None:
-        if monitor is not None:
-            monitor.stop()
-        return None
-    return shutdown_engine(engine, timeout=timeout, monitor=monitor, owner_pid=_owner_pid)
+    return default.shutdown(timeout)
 
 
 def after_fork() -> None:
@@ -149,33 +121,9 @@ def after_fork() -> None:
 
     The worker then opens its own; a monitor that was running is restarted in it.
     """
-    global _owner_pid
-    with _lock:
-        if _engine is not None:
-            _engine.dispose(close=False)
-            _owner_pid = os.getpid()
-        if _monitor is not None and _engine is not None:
-            _start_monitor(_engine, _monitor.settings)
+    default.after_fork()
 
 
 def dispose_engine() -> None:
     """Close the process-wide engine's connections and forget it; the next use rebuilds it."""
-    global _engine, _sessions, _monitor
-    with _lock:
-        if _monitor is not None:
-            _monitor.stop()
-        if _engine is not None:
-            _engine.dispose()
-        _engine, _sessions, _monitor = None, None, None
-
-
-@functools.cache
-def _register_atexit() -> None:
-    atexit.register(shutdown)
-
-
-def _start_monitor(engine: Engine, settings: Settings) -> None:
-    global _monitor
-    with _lock:
-        _monitor = HealthMonitor(engine, settings)
-        _monitor.start()
+    default.dispose()

@@ -41,3 +41,13 @@ class CatalogueError(SeedError):
 
 class TransactionOutcomeUnknownError(AtsboostError):
     """The connection broke during COMMIT: the transaction may or may not have been applied."""
+
+
+def first_line(exc: BaseException) -> str:
+    """Return the first line of an error's message (the driver's, for a SQLAlchemy error).
+
+    Reports and logs show one line; the rest of a driver message (DETAIL, HINT,
+    the SQL) is noise there, and may echo data.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]

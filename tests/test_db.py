@@ -103,8 +103,8 @@ def test_startup_fails_fast_when_the_production_gate_is_closed(make_settings, ma
 
 @pytest.fixture
 def process_wide(monkeypatch):
-    """Let a test use the process-wide engine, and leave none behind."""
-    monkeypatch.setattr(db, "_settings", None)
+    """Give the test a fresh process-wide database, and leave no engine behind."""
+    monkeypatch.setattr(db, "default", db.Database())
     yield
     db.dispose_engine()
 

@@ -1,4 +1,4 @@
-"""Idempotent seeding (the first admin, the plan catalogue) and ``init`` for the first deploy.
+"""Idempotent seeding: the first admin and the plan catalogue.
 
 Seeding creates what is missing and never modifies what exists. Replicas seeding
 at the same moment take turns on a transaction-level advisory lock, and every
@@ -15,18 +15,19 @@ from dataclasses import dataclass
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from atsboost import migrations
 from atsboost.app.catalogue import PlanSpec, load_catalogue
 from atsboost.app.models import SubscriptionPlan, User
 from atsboost.app.passwords import hash_password
 from atsboost.config.settings import DEFAULT_ADMIN_PASSWORD, Environment, Settings, get_settings
 from atsboost.errors import SeedError, SeedRefusedError
-from atsboost.migrations.environment import MigrationResult
 from atsboost.migrations.locks import lock_key
+from atsboost.migrations.project import alembic_config
+from atsboost.migrations.revisions import atsboost_head
 
 logger = logging.getLogger(__name__)
 
@@ -49,22 +50,6 @@ class SeedResult:
         return self.admin_created or bool(self.plans_created)
 
 
-@dataclass(frozen=True)
-class InitResult:
-    """What ``init`` did: the migration, then the seeding, and the plans now in the database."""
-
-    database: str
-    revision: tuple[str, ...]
-    migration: MigrationResult
-    seed: SeedResult
-    plans: tuple[PlanSpec, ...]
-
-    @property
-    def changed(self) -> bool:
-        """True when this run migrated or created anything."""
-        return bool(self.migration.applied) or self.seed.changed
-
-
 def run(
     session: Session, *, settings: Settings | None = None, plans: Sequence[PlanSpec] | None = None
 ) -> SeedResult:
@@ -75,7 +60,7 @@ def run(
     """
     settings = settings or get_settings()
     plans = load_catalogue() if plans is None else plans
-    _require_head(session, settings)
+    _require_schema(session, settings)
     session.execute(select(func.pg_advisory_xact_lock(_SEED_LOCK)))
     admin_email, admin_created = _ensure_admin(session, settings)
     created, existing = _ensure_plans(session, plans)
@@ -90,49 +75,19 @@ def run(
     return result
 
 
-def initialize(
-    settings: Settings | None = None, *, plans: Sequence[PlanSpec] | None = None, force: bool | None = None
-) -> InitResult:
-    """First deploy: migrate to head (every migration gate applies), then seed, in that order."""
-    from atsboost.db import session_scope
-    from atsboost.runtime.engine import create_engine
-
-    settings = settings or get_settings()
-    plans = load_catalogue() if plans is None else plans  # a bad catalogue fails before any work
-    migration = migrations.upgrade(settings, force=force)
-    engine = create_engine(settings)
+def _require_schema(session: Session, settings: Settings) -> None:
+    """Seeding needs atsboost's tables at atsboost's latest revision; the app's own may be anywhere."""
+    scripts = ScriptDirectory.from_config(alembic_config(settings))
+    needed = atsboost_head(scripts).revision
+    current = tuple(MigrationContext.configure(session.connection()).get_current_heads())
     try:
-        with session_scope(engine) as session:
-            seeded = run(session, settings=settings, plans=plans)
-            revision = MigrationContext.configure(session.connection()).get_current_heads()
-            rows = session.scalars(select(SubscriptionPlan).order_by(SubscriptionPlan.sort_order)).all()
-        database = engine.url.render_as_string(hide_password=True)
-    finally:
-        engine.dispose()
-    listed = tuple(
-        PlanSpec(
-            p.code,
-            p.name,
-            p.price_cents,
-            p.billing_interval,
-            p.currency,
-            tuple(p.features),
-            p.limits,
-            p.is_active,
-            p.sort_order,
-        )
-        for p in rows
-    )
-    return InitResult(database, revision, migration, seeded, listed)
-
-
-def _require_head(session: Session, settings: Settings) -> None:
-    heads = set(ScriptDirectory.from_config(migrations.alembic_config(settings)).get_heads())
-    current = set(MigrationContext.configure(session.connection()).get_current_heads())
-    if current != heads:
+        applied = {s.revision for s in scripts.iterate_revisions(current, "base")} if current else set()
+    except CommandError:
+        applied = set()  # a revision this code does not know: the message below says what to run
+    if needed not in applied:
         raise SeedError(
-            f"the database schema is not at head (current: {', '.join(sorted(current)) or 'empty'}; "
-            f"head: {', '.join(sorted(heads))}); run `atsboost-db migrate` first, "
+            f"the database is not at atsboost's schema revision {needed} (current: "
+            f"{', '.join(current) or 'none, no tables yet'}); run `atsboost-db migrate` first, "
             "or `atsboost-db init` to migrate and seed"
         )
 

@@ -215,10 +215,10 @@ def seed(*, plans_file: Path | None, as_json: bool) -> None:
 )
 def init(*, plans_file: Path | None, force: bool | None) -> None:
     """Prepare a database for its first deploy: migrate to head, then seed. Safe to run again."""
-    from atsboost.app import seed as seeding
     from atsboost.app.catalogue import load_catalogue
+    from atsboost.app.init import initialize
 
-    result = seeding.initialize(plans=load_catalogue(plans_file), force=force)
+    result = initialize(plans=load_catalogue(plans_file), force=force)
     migration = result.migration
     applied = f"applied {len(migration.applied)} revision(s) now" if migration.applied else "already at head"
     click.echo(f"database  {result.database}")

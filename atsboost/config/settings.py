@@ -7,7 +7,6 @@ accepted. The database password never appears in a message, a log line or a repr
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 import os
@@ -20,7 +19,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from atsboost.config.cpus import usable_cpus
+from atsboost.config.environment import Environment as Environment
+from atsboost.config.environment import read_environment
 from atsboost.config.envvars import EnvironmentVariables
+from atsboost.config.project import find_project
 from atsboost.config.sslmode import SSL_MODES, SSLSettings, resolve_ssl
 from atsboost.errors import ConfigurationError
 
@@ -30,23 +32,6 @@ DRIVER = "postgresql+psycopg"
 _SCHEMES = frozenset({"postgres", "postgresql", DRIVER})
 _MAX_PRODUCTION_POOL = 20
 
-
-class Environment(enum.Enum):
-    """Where the application runs; it chooses pool sizes, SSL defaults and safety rules."""
-
-    DEVELOPMENT = "development"
-    TESTING = "testing"
-    PRODUCTION = "production"
-
-
-_ENVIRONMENT_NAMES = {
-    "development": Environment.DEVELOPMENT,
-    "dev": Environment.DEVELOPMENT,
-    "testing": Environment.TESTING,
-    "test": Environment.TESTING,
-    "production": Environment.PRODUCTION,
-    "prod": Environment.PRODUCTION,
-}
 
 # (pool size, idle timeout in seconds); production's size depends on the CPUs.
 _POOL_DEFAULTS = {
@@ -159,11 +144,15 @@ def get_migration_settings() -> MigrationSettings:
     return load_migration_settings(os.environ)
 
 
-def load_migration_settings(environ: Mapping[str, str]) -> MigrationSettings:
-    """Read the migration variables (MIGRATION_*, DATABASE_MIGRATE_ON_STARTUP)."""
+def load_migration_settings(environ: Mapping[str, str], *, cwd: Path | None = None) -> MigrationSettings:
+    """Read the migration variables (MIGRATION_*, DATABASE_MIGRATE_ON_STARTUP) and find the project.
+
+    The Alembic project is ATSBOOST_ALEMBIC_INI, else the ``alembic.ini`` found upward
+    from ``cwd`` (the current directory), else atsboost's packaged migrations (None).
+    """
     env = EnvironmentVariables(environ)
     return MigrationSettings(
-        environment=_environment(env)[0],
+        environment=read_environment(env)[0],
         dry_run=env.boolean("MIGRATION_DRYRUN", default=False),
         force=env.boolean("MIGRATION_FORCE", default=False),
         require_force=env.boolean("MIGRATION_REQUIRE_FORCE", default=False),
@@ -172,7 +161,7 @@ def load_migration_settings(environ: Mapping[str, str]) -> MigrationSettings:
         lock_wait=env.seconds("MIGRATION_LOCK_WAIT", 300.0, minimum=0.0),
         lock_retries=env.integer("MIGRATION_LOCK_RETRIES", 3, minimum=0),
         on_startup=env.boolean("DATABASE_MIGRATE_ON_STARTUP", default=True),
-        alembic_ini=_alembic_ini(env),
+        alembic_ini=_alembic_ini(env) or find_project(cwd or Path.cwd()).alembic_ini,
     )
 
 
@@ -216,10 +205,17 @@ def _alembic_ini(env: EnvironmentVariables) -> Path | None:
     return path
 
 
-def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Settings:
-    """Build settings from an environment mapping; ``cpus`` overrides CPU detection."""
+def load_settings(
+    environ: Mapping[str, str], *, cpus: int | None = None, cwd: Path | None = None
+) -> Settings:
+    """Build settings from an environment mapping; ``cpus`` overrides CPU detection.
+
+    ``cwd`` (default: the current directory) locates the project, which anchors the
+    embedded server's data folder and the Alembic project.
+    """
     env = EnvironmentVariables(environ)
-    environment, environment_origin = _environment(env)
+    project = find_project(cwd or Path.cwd())
+    environment, environment_origin = read_environment(env)
     warnings: list[str] = []
     url, url_ssl_mode, url_root_cert = _database_url(env, environment)
     ssl = resolve_ssl(env, environment, url, url_ssl_mode, url_root_cert, warnings)
@@ -233,8 +229,8 @@ def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Set
         statement_timeout_ms=env.integer("DATABASE_STATEMENT_TIMEOUT", None, minimum=0),
         connect_timeout=env.integer("DATABASE_CONNECT_TIMEOUT", 10, minimum=1),
         application_name=_application_name(env),
-        embedded_dir=Path(env.text("ATSBOOST_EMBEDDED_DIR") or ".atsboost").expanduser().resolve(),
-        migration=load_migration_settings(environ),
+        embedded_dir=_embedded_dir(env, project.root),
+        migration=load_migration_settings(environ, cwd=project.root),
         seed=_seed(env),
         runtime=_runtime(env, environment),
         warnings=tuple(warnings),
@@ -244,24 +240,14 @@ def load_settings(environ: Mapping[str, str], *, cpus: int | None = None) -> Set
     return settings
 
 
+def _embedded_dir(env: EnvironmentVariables, root: Path) -> Path:
+    """Return the embedded server's data folder: ATSBOOST_EMBEDDED_DIR or .atsboost, in the project."""
+    return (root / Path(env.text("ATSBOOST_EMBEDDED_DIR") or ".atsboost").expanduser()).resolve()
+
+
 def production_pool_size(cpus: int) -> int:
     """Return the guide's production pool size: two connections per CPU plus one, at most 20."""
     return min(2 * cpus + 1, _MAX_PRODUCTION_POOL)
-
-
-def _environment(env: EnvironmentVariables) -> tuple[Environment, str]:
-    for name in ("ATSBOOST_ENV", "NODE_ENV"):
-        value = env.text(name)
-        if value is None:
-            continue
-        try:
-            return _ENVIRONMENT_NAMES[value.lower()], name
-        except KeyError:
-            raise ConfigurationError(
-                f"{name}={value!r} is not a known environment; use development, testing or "
-                "production (or dev, test, prod)"
-            ) from None
-    return Environment.DEVELOPMENT, "default"
 
 
 def _database_url(

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
 
+from atsboost.config.environment import Environment
 from atsboost.config.envvars import EnvironmentVariables
 from atsboost.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from atsboost.config.settings import Environment
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 WEAK_SSL_MODES = frozenset({"disable", "allow", "prefer"})
@@ -45,7 +42,7 @@ def resolve_ssl(
 
     Production warnings are appended to ``warnings``.
     """
-    production = environment.value == "production"
+    production = environment is Environment.PRODUCTION
     root_cert = _root_cert(env.text("DATABASE_SSL_ROOT_CERT"), "DATABASE_SSL_ROOT_CERT")
     root_cert = root_cert or _root_cert(url_root_cert, "sslrootcert in DATABASE_URL")
     if env.boolean("DATABASE_DISABLE_SSL", default=False):

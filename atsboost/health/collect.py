@@ -19,6 +19,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
+from atsboost.errors import first_line
 from atsboost.health import sql as q
 from atsboost.runtime.pool import pool_usage
 
@@ -129,7 +130,7 @@ def report(
                 )
             transaction.rollback()
     except sqlalchemy.exc.DBAPIError as exc:
-        result.connection.error = _reason(exc)
+        result.connection.error = first_line(exc)
     result.usage = _with_pool(result.usage, engine)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
@@ -185,7 +186,7 @@ def _section(name: str, notes: list[str], collect: Callable[[], T]) -> T | None:
     except _SectionFailed as failed:
         exc = failed.error
         notes.append(
-            f"{name}: not readable by this role ({_reason(exc)}); grant it pg_read_all_stats "
+            f"{name}: not readable by this role ({first_line(exc)}); grant it pg_read_all_stats "
             "or run the report as the database owner"
         )
         return None
@@ -245,7 +246,3 @@ class _SectionFailed(Exception):
     def __init__(self, error: sqlalchemy.exc.DBAPIError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def _reason(exc: sqlalchemy.exc.DBAPIError) -> str:
-    return (str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0]

@@ -1,22 +1,26 @@
-"""Migrations: Alembic with production safety, as library calls and as an ``env.py`` environment."""
+"""Migrations: Alembic with production safety, as library calls and as an ``env.py`` environment.
 
-from atsboost.migrations.commands import (
-    MigrationStatus,
-    alembic_config,
-    create,
-    downgrade,
-    status,
-    upgrade,
-)
-from atsboost.migrations.environment import MigrationResult, Revision
+``upgrade``, ``downgrade``, ``status``, ``create`` and ``merge`` run Alembic's
+command API; ``run_migrations`` is what an ``env.py`` calls; ``init_project``
+writes an application's Alembic project (``atsboost-db migrate init``).
+"""
+
+from atsboost.migrations.commands import MigrationStatus, create, downgrade, merge, status, upgrade
+from atsboost.migrations.environment import run_migrations
+from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
+from atsboost.migrations.project import alembic_config, init_project
 
 __all__ = [
+    "MigrationOptions",
     "MigrationResult",
     "MigrationStatus",
     "Revision",
     "alembic_config",
     "create",
     "downgrade",
+    "init_project",
+    "merge",
+    "run_migrations",
     "status",
     "upgrade",
 ]

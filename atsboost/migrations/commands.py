@@ -1,7 +1,7 @@
-"""Migrations as library calls: upgrade, downgrade, status and create.
+"""Migrations as library calls: upgrade, downgrade, status, create and merge.
 
-Each call runs Alembic's own command API against ``alembic/env.py``, so the CLI,
-``atsboost.db.startup()`` and a plain ``alembic upgrade head`` get the same
+Each call runs Alembic's own command API against the project's ``env.py``, so the
+CLI, ``atsboost.db.startup()`` and a plain ``alembic upgrade heads`` get the same
 lock, gate, timeouts and dry run. Alembic keeps state in module globals, so run
 one of these at a time per process (the advisory lock covers other processes).
 """
@@ -9,7 +9,7 @@ one of these at a time per process (the advisory lock covers other processes).
 from __future__ import annotations
 
 import re
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,29 +18,19 @@ import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy import Connection, Engine
 
-from atsboost.config.settings import Settings, get_migration_settings, get_settings
+from atsboost.config.settings import Settings, get_settings
 from atsboost.errors import AtsboostError, MigrationError
-from atsboost.migrations import environment as migration_env
-from atsboost.migrations import session as migration_session
-from atsboost.migrations.environment import MigrationResult, Revision
+from atsboost.migrations import revisions
+from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
+from atsboost.migrations.project import alembic_config, is_packaged
+from atsboost.migrations.session import migration_engine
 from atsboost.runtime.engine import unavailable
 
-ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
-
-__all__ = [
-    "MigrationResult",
-    "MigrationStatus",
-    "Revision",
-    "alembic_config",
-    "create",
-    "downgrade",
-    "status",
-    "upgrade",
-]
 
 
 @dataclass(frozen=True)
@@ -57,55 +47,44 @@ class MigrationStatus:
         return not self.pending
 
 
-def alembic_config(
+def upgrade(
     settings: Settings | None = None,
     *,
-    connection: Any = None,
+    revision: str = "heads",
     dry_run: bool | None = None,
     force: bool | None = None,
+    connection: Connection | Engine | None = None,
     output: TextIO | None = None,
-) -> Config:
-    """Return an Alembic Config for atsboost's migrations; None flags defer to the environment.
+) -> MigrationResult:
+    """Apply pending revisions up to ``revision`` (by default every branch's head).
 
-    The project's alembic.ini is used, or the one ATSBOOST_ALEMBIC_INI names.
+    With ``dry_run=True`` print the pending revisions and their SQL instead. Flags
+    left None defer to the environment (MIGRATION_DRYRUN, MIGRATION_FORCE).
     """
-    migration = settings.migration if settings is not None else get_migration_settings()
-    ini = migration.alembic_ini or ALEMBIC_INI
-    if not ini.is_file():
-        raise MigrationError(
-            f"cannot find {ini}: run atsboost from a checkout of the project (pip install -e .), "
-            "where alembic.ini and alembic/ live, or set ATSBOOST_ALEMBIC_INI"
-        )
-    config = Config(str(ini), stdout=output or sys.stdout, output_buffer=output)
-    attributes = {
-        migration_session.SETTINGS: settings,
-        "connection": connection,
-        migration_env.DRY_RUN: dry_run,
-        migration_env.FORCE: force,
-    }
-    config.attributes.update({k: v for k, v in attributes.items() if v is not None})
-    return config
+    options = MigrationOptions("upgrade", revision, settings, connection, dry_run, force)
+    _run(command.upgrade, alembic_config(settings, options, output=output), revision)
+    return options.result
 
 
-def upgrade(settings: Settings | None = None, *, revision: str = "head", **flags: Any) -> MigrationResult:
-    """Apply pending revisions up to ``revision`` (or, with ``dry_run=True``, print their SQL)."""
-    config = alembic_config(settings, **flags)
-    _run(command.upgrade, config, revision)
-    return _result(config)
-
-
-def downgrade(settings: Settings | None = None, *, revision: str, **flags: Any) -> MigrationResult:
+def downgrade(
+    settings: Settings | None = None,
+    *,
+    revision: str,
+    dry_run: bool | None = None,
+    force: bool | None = None,
+    connection: Connection | Engine | None = None,
+    output: TextIO | None = None,
+) -> MigrationResult:
     """Revert revisions down to ``revision`` (in production only with ``force=True``)."""
-    config = alembic_config(settings, **flags)
-    _run(command.downgrade, config, revision)
-    return _result(config)
+    options = MigrationOptions("downgrade", revision, settings, connection, dry_run, force)
+    _run(command.downgrade, alembic_config(settings, options, output=output), revision)
+    return options.result
 
 
 def status(settings: Settings | None = None) -> MigrationStatus:
     """Read the current revision (read-only: no lock, no version table created) and what is pending."""
-    config = alembic_config(settings)
-    script = ScriptDirectory.from_config(config)
-    engine = migration_session.migration_engine(settings or get_settings())
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    engine = migration_engine(settings or get_settings())
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_heads()
@@ -128,14 +107,13 @@ def status(settings: Settings | None = None) -> MigrationStatus:
 
 
 def create(name: str, *, autogenerate: bool = False, settings: Settings | None = None) -> Path:
-    """Write a new timestamped revision file and return its path."""
+    """Write a new timestamped revision in the project's own versions folder; return its path."""
     if not _NAME.fullmatch(name):
         raise MigrationError(
             f"migration name {name!r} is not allowed: use only letters, digits, '_' and '-' "
             "(e.g. add_resume_table)"
         )
-    config = alembic_config(settings)
-    config.attributes[migration_env.AUTOGENERATE] = autogenerate
+    config = _own_project(settings, MigrationOptions("revision", settings=settings, skip_empty=autogenerate))
     script = _run(command.revision, config, message=name, autogenerate=autogenerate)
     if isinstance(script, list):
         script = script[0] if script else None
@@ -144,15 +122,35 @@ def create(name: str, *, autogenerate: bool = False, settings: Settings | None =
     return Path(script.path)
 
 
-def _run(fn: Any, config: Config, *args: Any, **kwargs: Any) -> Any:
+def merge(settings: Settings | None = None, *, message: str = "merge heads") -> Path:
+    """Join the project's own heads (revisions written in parallel) with a merge revision; return its path."""
+    config = _own_project(settings, MigrationOptions("merge", settings=settings))
+    heads = revisions.own_heads(ScriptDirectory.from_config(config))
+    if len(heads) < 2:
+        raise MigrationError(
+            f"nothing to merge: your revisions have {len(heads)} head(s); merge joins two or more"
+        )
+    script: Script | None = _run(command.merge, config, [h.revision for h in heads], message=message)
+    if script is None:
+        raise MigrationError("Alembic wrote no merge revision")
+    return Path(script.path)
+
+
+def _own_project(settings: Settings | None, options: MigrationOptions) -> Config:
+    config = alembic_config(settings, options)
+    if is_packaged(config):
+        raise MigrationError(
+            "there is no Alembic project here (no alembic.ini in this folder or above it, and "
+            "ATSBOOST_ALEMBIC_INI is unset); create one with `atsboost-db migrate init`, then run this "
+            "from its folder"
+        )
+    return config
+
+
+def _run(fn: Callable[..., Any], config: Config, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(config, *args, **kwargs)
     except CommandError as exc:
         if isinstance(exc.__cause__, AtsboostError):
             raise exc.__cause__ from None  # env.py's own error, typed (e.g. MigrationRefusedError)
         raise MigrationError(f"{exc}") from None
-
-
-def _result(config: Config) -> MigrationResult:
-    result = config.attributes.get(migration_env.RESULT)
-    return result if isinstance(result, MigrationResult) else MigrationResult()

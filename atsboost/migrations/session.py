@@ -11,25 +11,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import ModuleType
 
 import sqlalchemy
 from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import Connection, Engine
-from sqlalchemy.pool import NullPool
 
 from atsboost.config.settings import MigrationSettings, Settings, get_migration_settings, get_settings
 from atsboost.errors import MigrationError
-from atsboost.runtime.engine import connect_args, database_url
-
-SETTINGS = "atsboost.config.settings"
+from atsboost.migrations.options import options_of
+from atsboost.runtime.engine import database_url, side_engine
 
 
 def migration_settings(config: Config) -> MigrationSettings:
     """Return the migration settings handed in by the caller, else those of the environment."""
-    settings = config.attributes.get(SETTINGS)
-    return settings.migration if isinstance(settings, Settings) else get_migration_settings()
+    settings = options_of(config).settings
+    return settings.migration if settings is not None else get_migration_settings()
 
 
 def session_timeouts(settings: MigrationSettings) -> list[str]:
@@ -40,41 +36,29 @@ def session_timeouts(settings: MigrationSettings) -> list[str]:
     ]
 
 
-def emit_session_timeouts(context: EnvironmentContext | ModuleType) -> None:
-    """Start offline SQL with the same timeouts, so whoever applies it by hand is protected too."""
-    environment = environment_context(context)
-    for statement in session_timeouts(migration_settings(environment.config)):
-        environment.execute(statement)
-
-
 @contextmanager
 def connection(config: Config) -> Iterator[Connection]:
     """Yield the connection to migrate on, with the migration timeouts set for its session.
 
-    A Connection or Engine handed in through ``config.attributes["connection"]`` (the
-    Alembic cookbook's way to share one) is used as given, and a handed-in
-    Connection gets its own timeouts back afterwards.
+    A Connection or Engine handed in through the options is used as given, and a
+    handed-in Connection gets its own timeouts back afterwards.
     """
+    options = options_of(config)
     timeouts = session_timeouts(migration_settings(config))
-    given = config.attributes.get("connection")
+    given = options.connection
     if isinstance(given, Connection):
         with _timeouts_restored(given):
             _set(given, timeouts)
             yield given
         return
-    if isinstance(given, Engine):
-        with given.connect() as conn:
-            _set(conn, timeouts)
-            yield conn
-        return
-    settings = config.attributes.get(SETTINGS) or get_settings()
-    engine = migration_engine(settings)
+    engine = given if isinstance(given, Engine) else migration_engine(options.settings or get_settings())
     try:
         with engine.connect() as conn:
             _set(conn, timeouts)
             yield conn
     finally:
-        engine.dispose()
+        if engine is not given:
+            engine.dispose()
 
 
 @contextmanager
@@ -113,15 +97,4 @@ def migration_engine(settings: Settings) -> Engine:
             "migrations cannot hold their lock or their session settings; set DATABASE_MIGRATION_URL to "
             "a direct connection to PostgreSQL (for example port 5432 instead of the pooler's)"
         )
-    args = connect_args(settings)
-    args.pop("prepare_threshold", None)  # a direct connection: the driver's defaults are fine
-    args["application_name"] = f"{settings.application_name}:migrate"[:63]
-    url = settings.migration_url or database_url(settings)
-    return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args)
-
-
-def environment_context(context: EnvironmentContext | ModuleType) -> EnvironmentContext:
-    """Return the EnvironmentContext behind env.py's ``alembic.context`` module proxy."""
-    environment = getattr(context, "_proxy", context)
-    assert isinstance(environment, EnvironmentContext), "call this from env.py while Alembic runs"
-    return environment
+    return side_engine(settings, settings.migration_url or database_url(settings), "migrate")

@@ -11,9 +11,10 @@ import sqlalchemy
 import sqlalchemy.event
 import sqlalchemy.exc
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.pool import NullPool
 
 from atsboost.config.settings import Settings
-from atsboost.errors import DatabaseUnavailableError
+from atsboost.errors import DatabaseUnavailableError, first_line
 from atsboost.runtime import embedded
 from atsboost.runtime.pool import IdleTimeoutQueuePool
 
@@ -93,6 +94,21 @@ def create_engine(settings: Settings) -> Engine:
     return engine
 
 
+def side_engine(settings: Settings, url: URL, purpose: str, *, connect_timeout: int | None = None) -> Engine:
+    """Build an engine without a pool, beside the application's: migrations, health checks.
+
+    Its connections have the application's SSL and timeouts and their own
+    ``application_name`` (``atsboost:migrate``), so ``pg_stat_activity`` tells them apart.
+    """
+    args = connect_args(settings)
+    args["application_name"] = f"{settings.application_name}:{purpose}"[:63]
+    if connect_timeout is not None:
+        args["connect_timeout"] = connect_timeout
+    if url != settings.url:
+        args.pop("prepare_threshold", None)  # a pooler's needs belong to DATABASE_URL, not another URL
+    return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args)
+
+
 def _set_local_statement_timeout(engine: Engine, milliseconds: int) -> None:
     """Start every transaction with SET LOCAL: session state must not outlive it behind a pooler."""
 
@@ -159,7 +175,7 @@ _SSL_ADVICE = (
 def unavailable(url: URL, exc: sqlalchemy.exc.DBAPIError) -> DatabaseUnavailableError:
     """Build the error for a failed connection: the driver's reason and the fix, never the password."""
     full = str(exc.orig).strip() if exc.orig is not None else str(exc)
-    reason = full.splitlines()[0]
+    reason = first_line(exc)
     if url.password:
         reason = reason.replace(str(url.password), "***")
     advice = next((fix for words, fix in _SSL_ADVICE if words in full), None)

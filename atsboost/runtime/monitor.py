@@ -26,10 +26,10 @@ from typing import Any
 import sqlalchemy
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
 
 from atsboost.config.settings import Settings
-from atsboost.runtime.engine import connect_args
+from atsboost.errors import first_line
+from atsboost.runtime.engine import side_engine
 from atsboost.runtime.pool import pool_usage
 
 logger = logging.getLogger(__name__)
@@ -72,10 +72,8 @@ class HealthMonitor:
         self.engine = engine
         self.settings = settings
         self.interval = settings.runtime.health_interval
-        args = connect_args(settings)  # the application's SSL and timeouts, its own name
-        args["application_name"] = f"{settings.application_name}:health"[:63]
-        args["connect_timeout"] = max(1, min(settings.connect_timeout, round(self.interval)))
-        self._probe = sqlalchemy.create_engine(engine.url, poolclass=NullPool, connect_args=args)
+        timeout = max(1, min(settings.connect_timeout, round(self.interval)))
+        self._probe = side_engine(settings, engine.url, "health", connect_timeout=timeout)
         self._state = HealthState()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -150,7 +148,7 @@ class HealthMonitor:
         return state
 
     def _failed(self, now: dt.datetime, exc: sqlalchemy.exc.DBAPIError) -> HealthState:
-        reason = (str(exc.orig or exc).strip().splitlines() or ["unknown error"])[0]
+        reason = first_line(exc)
         checked_out, capacity = pool_usage(self.engine.pool)
         with self._lock:
             failures = self._state.consecutive_failures + 1

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from sqlalchemy.util import queue as sqla_queue
 
-from atsboost.errors import DatabaseUnavailableError
+from atsboost.errors import DatabaseUnavailableError, first_line
 from atsboost.runtime import leaks
 
 logger = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class IdleTimeoutQueuePool(QueuePool):
         try:
             cast(Dialect, self._dialect).do_ping(connection)
         except Exception as exc:
-            logger.info("a pooled connection was dead (%s); reconnecting", str(exc).strip().splitlines()[0])
+            logger.info("a pooled connection was dead (%s); reconnecting", first_line(exc))
             self._invalidate_time = time.time()
             record.invalidate(exc)
 

@@ -12,10 +12,9 @@ caller declared it idempotent; otherwise TransactionOutcomeUnknownError.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TypeVar
 
 import psycopg
 import sqlalchemy.exc
@@ -31,12 +30,11 @@ from tenacity import (
     wait_random,
 )
 
-from atsboost.errors import TransactionOutcomeUnknownError
+from atsboost.errors import TransactionOutcomeUnknownError, first_line
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
 # At COMMIT these mean the connection went away: whether the commit happened is unknown.
@@ -71,30 +69,25 @@ def _lost_connection(exc: BaseException) -> bool:
 def run_transaction(
     fn: Callable[[Session], T],
     *,
-    engine: Engine | None = None,
+    engine: Engine,
     idempotent: bool = False,
-    attempts: int | None = None,
-    max_seconds: float | None = None,
+    attempts: int = 20,
+    max_seconds: float = 15.0,
     isolation_level: str | None = None,
     read_only: bool = False,
 ) -> T:
     """Run ``fn(session)`` in a transaction and commit; on a transient error, run it all again.
 
     ``fn`` must have no side effects outside the database (it may run several
-    times). Attempts and total time default to DATABASE_RETRY_ATTEMPTS and
-    DATABASE_RETRY_MAX_SECONDS. Pass ``idempotent=True`` when running ``fn`` twice
-    is harmless, so a connection lost during COMMIT is retried too. With
+    times). It makes at most ``attempts`` attempts within ``max_seconds`` (the
+    defaults of DATABASE_RETRY_ATTEMPTS and DATABASE_RETRY_MAX_SECONDS, which
+    ``atsboost.db.run_transaction`` applies from the settings). Pass
+    ``idempotent=True`` when running ``fn`` twice is harmless, so a connection lost
+    during COMMIT is retried too. With
     ``read_only=True`` the server refuses writes, so a connection lost at COMMIT
     loses nothing and ``fn``'s result stands.
     """
-    from atsboost.config.settings import get_settings
-    from atsboost.db import get_engine
-
-    if attempts is None or max_seconds is None:
-        runtime = get_settings().runtime
-        attempts = attempts or runtime.retry_attempts
-        max_seconds = runtime.retry_max_seconds if max_seconds is None else max_seconds
-    bind = engine or get_engine()
+    bind = engine
     if isolation_level is not None:
         bind = bind.execution_options(isolation_level=isolation_level)
     if read_only:
@@ -126,31 +119,6 @@ def run_transaction(
     return result
 
 
-def transaction(
-    *,
-    idempotent: bool = False,
-    read_only: bool = False,
-    isolation_level: str | None = None,
-    engine: Engine | None = None,
-) -> Callable[[Callable[..., T]], Callable[..., T]]:
-    """Decorate ``fn(session, *args)`` so every call runs through ``run_transaction``."""
-
-    def decorate(fn: Callable[..., T]) -> Callable[..., T]:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> T:
-            return run_transaction(
-                lambda session: fn(session, *args, **kwargs),
-                engine=engine,
-                idempotent=idempotent,
-                read_only=read_only,
-                isolation_level=isolation_level,
-            )
-
-        return wrapper
-
-    return decorate
-
-
 def _attempt(fn: Callable[[Session], T], bind: Engine, idempotent: bool, read_only: bool) -> T:  # noqa: FBT001
     with Session(bind, expire_on_commit=False) as session:
         result = fn(session)
@@ -162,16 +130,11 @@ def _attempt(fn: Callable[[Session], T], bind: Engine, idempotent: bool, read_on
             if _lost_connection(exc) and not idempotent:
                 raise TransactionOutcomeUnknownError(
                     "the connection broke during COMMIT, so the transaction may or may not have been "
-                    f"applied ({_reason(exc)}); check before repeating it, or pass idempotent=True if "
+                    f"applied ({first_line(exc)}); check before repeating it, or pass idempotent=True if "
                     "running it twice is harmless"
                 ) from exc
             raise
     return result
-
-
-def _reason(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 def _log_retry(state: RetryCallState) -> None:
@@ -180,7 +143,7 @@ def _log_retry(state: RetryCallState) -> None:
     logger.warning(
         "transaction failed with %s (%s); retrying, attempt %d, in %.2f s",
         code,
-        _reason(exc) if exc is not None else "",
+        first_line(exc) if exc is not None else "",
         state.attempt_number + 1,
         state.upcoming_sleep,
     )
@@ -216,6 +179,6 @@ def _log_wait(state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     logger.warning(
         "the database is not reachable yet (%s); trying again in %.2f s",
-        _reason(exc) if exc is not None else "unknown",
+        first_line(exc) if exc is not None else "unknown",
         state.upcoming_sleep,
     )

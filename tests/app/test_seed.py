@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from atsboost import migrations
 from atsboost.app import seed
+from atsboost.app.init import initialize
 from atsboost.app.passwords import verify_password
 from atsboost.db import session_scope
 from atsboost.errors import SeedError, SeedRefusedError
@@ -207,16 +208,27 @@ def test_admin_email_taken_by_a_regular_user(migrated, engine):
 def test_seeding_needs_the_schema_at_head(make_settings, engine):
     settings = make_settings(ADMIN_INITIAL_PASSWORD=STRONG)
     migrations.upgrade(settings, revision="055d037ec299")
-    with pytest.raises(SeedError, match=r"not at head .* run `atsboost-db migrate` first"):
+    with pytest.raises(SeedError) as info:
         seed_once(engine, settings)
+    assert str(info.value) == (
+        "the database is not at atsboost's schema revision 7c1f9a2b4d10 (current: 055d037ec299); "
+        "run `atsboost-db migrate` first, or `atsboost-db init` to migrate and seed"
+    )
     assert rows(engine, "SELECT count(*) FROM users") == [(0,)]
+
+
+def test_seeding_an_empty_database_names_the_command_that_creates_the_tables(make_settings, engine):
+    with pytest.raises(SeedError) as info:
+        seed_once(engine, make_settings(ADMIN_INITIAL_PASSWORD=STRONG))
+    assert "(current: none, no tables yet); run `atsboost-db migrate` first" in str(info.value)
+    assert rows(engine, "SELECT to_regclass('users') IS NULL") == [(True,)]
 
 
 def test_initialize_migrates_then_seeds_and_is_then_a_no_op(make_settings, engine):
     settings = make_settings(ADMIN_INITIAL_PASSWORD=STRONG)
-    first = seed.initialize(settings)
+    first = initialize(settings)
     assert first.changed and first.revision == ("7c1f9a2b4d10",)
     assert len(first.migration.applied) == 2 and first.seed.admin_created
     assert [p.code for p in first.plans] == ["free", "pro", "pro_yearly", "business"]
-    second = seed.initialize(settings)
+    second = initialize(settings)
     assert not second.changed

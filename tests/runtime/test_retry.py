@@ -6,8 +6,9 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
+from atsboost.db import transaction
 from atsboost.errors import TransactionOutcomeUnknownError
-from atsboost.runtime.retry import is_transient, run_transaction, transaction
+from atsboost.runtime.retry import is_transient, run_transaction
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 
 revision: str = "055d037ec299"
 down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = ("atsboost",)
 depends_on: str | Sequence[str] | None = None
 
 TABLES = ("users", "subscription_plans", "subscriptions")

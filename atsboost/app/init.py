@@ -1,0 +1,67 @@
+"""``atsboost-db init``: prepare a database for its first deploy, migrate then seed, safe to repeat."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from atsboost import migrations
+from atsboost.app.catalogue import PlanSpec, load_catalogue
+from atsboost.app.models import SubscriptionPlan
+from atsboost.app.seed import SeedResult, run
+from atsboost.config.settings import Settings, get_settings
+from atsboost.migrations.options import MigrationResult
+from atsboost.runtime.engine import create_engine
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``init`` did: the migration, then the seeding, and the plans now in the database."""
+
+    database: str
+    revision: tuple[str, ...]
+    migration: MigrationResult
+    seed: SeedResult
+    plans: tuple[PlanSpec, ...]
+
+    @property
+    def changed(self) -> bool:
+        """True when this run migrated or created anything."""
+        return bool(self.migration.applied) or self.seed.changed
+
+
+def initialize(
+    settings: Settings | None = None, *, plans: Sequence[PlanSpec] | None = None, force: bool | None = None
+) -> InitResult:
+    """First deploy: migrate every branch to its head (every migration gate applies), then seed."""
+    settings = settings or get_settings()
+    plans = load_catalogue() if plans is None else plans  # a bad catalogue fails before any work
+    migration = migrations.upgrade(settings, force=force)
+    engine = create_engine(settings)
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            seeded = run(session, settings=settings, plans=plans)
+            revision = tuple(MigrationContext.configure(session.connection()).get_current_heads())
+            rows = session.scalars(select(SubscriptionPlan).order_by(SubscriptionPlan.sort_order)).all()
+        database = engine.url.render_as_string(hide_password=True)
+    finally:
+        engine.dispose()
+    listed = tuple(
+        PlanSpec(
+            p.code,
+            p.name,
+            p.price_cents,
+            p.billing_interval,
+            p.currency,
+            tuple(p.features),
+            p.limits,
+            p.is_active,
+            p.sort_order,
+        )
+        for p in rows
+    )
+    return InitResult(database, revision, migration, seeded, listed)

@@ -1,0 +1,291 @@
+"""One online run of ``env.py``: plan, gate, lock, apply each revision in its own transaction, report.
+
+Every command that changes the schema is planned before Alembic writes anything:
+the plan decides the dry run, the lock-free fast path (nothing pending: no lock)
+and the production force gate. Then one migrator at a time applies each revision
+in its own transaction, under ``lock_timeout`` and ``statement_timeout``,
+retrying a lock timeout with backoff and naming the sessions that blocked it.
+Read-only commands (``current``, ``check``, ``revision``) run in a transaction
+that is rolled back, so they never create ``alembic_version``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, TextIO
+
+import sqlalchemy
+from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.util import CommandError
+from sqlalchemy import Connection, MetaData, text
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from atsboost.config.environment import Environment
+from atsboost.config.envvars import parse_boolean
+from atsboost.errors import AtsboostError, MigrationError, MigrationRefusedError, first_line
+from atsboost.migrations import plan, revisions
+from atsboost.migrations.locks import Blocker, BlockerWatch, advisory_lock, lock_key
+from atsboost.migrations.options import AppliedRevision, Revision, invocation, options_of
+from atsboost.migrations.session import migration_settings, session_timeouts
+
+logger = logging.getLogger("atsboost.migrations")
+
+_WRITING = frozenset({"upgrade", "downgrade", "stamp", "migrate"})
+
+
+class OnlineRun:
+    """Run the Alembic command at hand on ``conn`` with atsboost's safety around it."""
+
+    def __init__(self, conn: Connection, metadata: Sequence[MetaData]) -> None:
+        config = context.config
+        options = options_of(config)
+        self.conn = conn
+        self.metadata = list(metadata)
+        self.settings = migration_settings(config)
+        self.dry_run = _flag("dry_run", given=options.dry_run, default=self.settings.dry_run)
+        self.force = _flag("force", given=options.force, default=self.settings.force)
+        self.command, self.destination = invocation(config)
+        self.external = conn.in_transaction()
+        self.result = options.result
+        self.result.dry_run = self.dry_run
+        self.plan: list[Revision] = []
+        self.upgrade = True
+        self._done: set[str] = set()
+        self._since = time.perf_counter()
+        self._blockers: list[Blocker] = []
+
+    def run(self) -> None:
+        """Run it; failures reach Alembic as one CommandError line, with atsboost's error as the cause."""
+        context.configure(
+            connection=self.conn,
+            target_metadata=self.metadata,
+            transaction_per_migration=True,
+            on_version_apply=self._applied,
+            process_revision_directives=revisions.rewrite(self.metadata),
+        )
+        try:
+            self._run_guarded()
+        except AtsboostError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _run_guarded(self) -> None:
+        if self.command is None:
+            self.command, self.destination = _resolved_invocation()
+        if self.command not in _WRITING:
+            self._without_writes()
+        elif self.command == "stamp":
+            with self._lock():
+                self._apply_once()
+        else:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        started = time.perf_counter()
+        current, self.upgrade = self._read_plan()
+        self.result.before = current
+        self.result.pending = list(self.plan)
+        if self.dry_run:
+            self._print_dry_run(current)
+        elif self.plan:
+            self._gate(self.upgrade)
+            with self._lock():
+                self._apply_with_retries()
+        else:
+            logger.info("nothing to migrate: the database is at %s", ", ".join(current) or "base")
+        self.result.seconds = time.perf_counter() - started
+
+    def _read_plan(self) -> tuple[tuple[str, ...], bool]:
+        """Read the current revision and plan the steps; then end the read transaction."""
+        if self.dry_run and not self.external:
+            self.conn.execute(text("SET TRANSACTION READ ONLY"))
+        current = tuple(context.get_context().get_current_heads())
+        upgrade, self.plan = plan.plan(context.script, self.command, self.destination or "heads", current)
+        if not self.external:
+            # Never wait for the lock inside a transaction: CREATE INDEX CONCURRENTLY would wait for us.
+            self.conn.rollback()
+        return current, upgrade
+
+    def _gate(self, upgrade: bool) -> None:  # noqa: FBT001
+        if self.settings.environment is not Environment.PRODUCTION or self.force:
+            return
+        if upgrade and not self.settings.require_force:
+            return
+        what = "apply" if upgrade else "revert"
+        listed = ", ".join(str(revision) for revision in self.plan)
+        why = "MIGRATION_REQUIRE_FORCE=true" if upgrade else "a downgrade in production always needs force"
+        raise MigrationRefusedError(
+            f"refusing to {what} {len(self.plan)} revision(s) in production ({why}): {listed}. Nothing was "
+            "changed. Review them with MIGRATION_DRYRUN=true (or --dry-run), then run again with "
+            "MIGRATION_FORCE=true (or --force, or alembic -x force=true)"
+        )
+
+    def _lock(self) -> Any:
+        table = context.get_context().version_table or "alembic_version"
+        key = lock_key(f"atsboost:migrate:{table}")
+        return advisory_lock(self.conn.engine, key, wait=self.settings.lock_wait)
+
+    def _apply_with_retries(self) -> None:
+        retrying = Retrying(
+            retry=retry_if_exception(_is_lock_timeout),
+            stop=stop_after_attempt(self.settings.lock_retries + 1),
+            wait=wait_exponential(multiplier=0.5, max=8) + wait_random(0, 0.5),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            retrying(self._apply_once)
+        except sqlalchemy.exc.DBAPIError as exc:
+            raise self._failure(exc) from None
+        except AtsboostError:
+            raise
+        except Exception as exc:
+            raise MigrationError(
+                f"revision {self._running() or 'the migration'} failed and was rolled back: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _apply_once(self) -> None:
+        if not self.external:
+            self.conn.begin()  # so alembic_version and the first revision commit together
+        pid = self.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        interval = min(0.5, self.settings.lock_timeout / 3)
+        self._since = time.perf_counter()
+        self._announce()
+        try:
+            with BlockerWatch(self.conn.engine, pid, interval=interval) as watch:
+                try:
+                    context.run_migrations()
+                finally:
+                    self._blockers = watch.blockers or self._blockers
+        finally:
+            if not self.external and self.conn.in_transaction():
+                self.conn.rollback()
+
+    def _without_writes(self) -> None:
+        if self.external:
+            context.run_migrations()
+            return
+        self.conn.begin()
+        try:
+            context.run_migrations()
+        finally:
+            self.conn.rollback()
+
+    # Alembic passes these by keyword; positional-or-keyword matches its type hint too.
+    def _applied(
+        self,
+        ctx: MigrationContext,
+        step: MigrationInfo,
+        heads: Collection[Any],
+        run_args: Mapping[str, Any],
+    ) -> None:
+        if self.dry_run or step.is_stamp or not step.up_revision_ids:
+            return
+        now = time.perf_counter()
+        seconds, self._since = now - self._since, now
+        done = next((r for r in self.plan if r.id == step.up_revision_id), None)
+        done = done or Revision(str(step.up_revision_id), "")
+        self._done.add(done.id)
+        self.result.applied.append(AppliedRevision(done.id, done.message, step.is_upgrade, seconds))
+        logger.info("%s %s in %.2f s", "applied" if step.is_upgrade else "reverted", done, seconds)
+        self._announce()
+
+    def _announce(self) -> None:
+        running = self._running()
+        if running is not None and not self.dry_run:
+            verb = "applying" if self.upgrade else "reverting"
+            logger.info("%s %s ...", verb, running)
+
+    def _running(self) -> Revision | None:
+        """Return the planned revision being applied now: the first one not yet done."""
+        return next((r for r in self.plan if r.id not in self._done), None)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        logger.warning(
+            "%s waited longer than lock_timeout (%gs) for a lock; attempt %d failed, retrying in %.1f s",
+            self._running() or "a revision",
+            self.settings.lock_timeout,
+            state.attempt_number,
+            state.upcoming_sleep,
+        )
+
+    def _failure(self, exc: sqlalchemy.exc.DBAPIError) -> MigrationError:
+        running = self._running()
+        where = f"revision {running}" if running else "the migration"
+        statement = " ".join((exc.statement or "").split())[:300]
+        if _is_lock_timeout(exc):
+            blockers = "; ".join(b.describe() for b in self._blockers) or "no blocking session was seen"
+            pids = ", ".join(str(b.pid) for b in self._blockers) or "pid"
+            return MigrationError(
+                f"{where} could not get a lock within MIGRATION_LOCK_TIMEOUT={self.settings.lock_timeout:g}s "
+                f"after {self.settings.lock_retries + 1} attempts; blocked by {blockers}. Statement: "
+                f"{statement}. It was rolled back; let the blocking transaction finish, or end it "
+                f"(SELECT pg_terminate_backend({pids})), and run again"
+            )
+        return MigrationError(
+            f"{where} failed and was rolled back: {first_line(exc)}. Statement: {statement}. The database "
+            "stays at the revision before it; fix the revision and run again"
+        )
+
+    def _print_dry_run(self, current: tuple[str, ...]) -> None:
+        out: TextIO = context.config.output_buffer or sys.stdout
+        state = ", ".join(current) if current else "none (empty database)"
+        print(f"-- atsboost dry run: nothing is applied. Current revision: {state}", file=out)
+        if not self.plan:
+            print("-- nothing to migrate: the database is at head", file=out)
+            return
+        print(f"-- {len(self.plan)} pending revision(s), in order:", file=out)
+        for revision in self.plan:
+            print(f"--   {revision}", file=out)
+        print("-- The SQL below is what a migration would run, with the same timeouts:", file=out)
+        context.configure(
+            dialect_name="postgresql",
+            as_sql=True,
+            # Several heads (branches) are accepted at run time: MigrationContext reads a list.
+            starting_rev=current[0] if len(current) == 1 else (list(current) or None),  # type: ignore[arg-type]
+            literal_binds=True,
+            transaction_per_migration=True,
+            output_buffer=out,
+            target_metadata=self.metadata,
+        )
+        for statement in session_timeouts(self.settings):
+            context.execute(statement)
+        context.run_migrations()
+
+
+def _flag(name: str, *, given: bool | None, default: bool) -> bool:
+    """Read a run flag from the caller's options, else ``-x name=...``, else the environment's default."""
+    if given is not None:
+        return given
+    x_args = context.get_x_argument(as_dictionary=True)
+    for key in (name, name.replace("_", "")):
+        if key in x_args:
+            return parse_boolean(f"-x {key}", x_args[key])
+    return default
+
+
+def _resolved_invocation() -> tuple[str, str | None]:
+    """For a caller of ``alembic.command`` without atsboost's options: its destination, if it has one."""
+    try:
+        destination = context.get_revision_argument()
+    except KeyError:  # commands without a destination (current, check, revision) do not set one
+        return "read", None
+    if isinstance(destination, tuple):
+        destination = destination[0] if len(destination) == 1 else "heads"
+    return "migrate", destination or "base"
+
+
+def _is_lock_timeout(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) == "55P03"

@@ -1,0 +1,93 @@
+"""The one object atsboost's migration environment reads, and the result it fills in.
+
+A caller of Alembic's command API (``atsboost.migrations.upgrade`` and friends)
+hands a :class:`MigrationOptions` to ``env.py`` as ``config.attributes["atsboost"]``.
+Plain ``alembic`` runs without it: the command then comes from Alembic's command
+line, and every flag from ``-x`` or the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from alembic.config import Config
+from sqlalchemy import Connection, Engine
+
+if TYPE_CHECKING:
+    from atsboost.config.settings import Settings
+
+OPTIONS_KEY = "atsboost"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A revision by id and message."""
+
+    id: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.message})"
+
+
+@dataclass(frozen=True)
+class AppliedRevision:
+    """One revision applied (or reverted) and how long it took."""
+
+    id: str
+    message: str
+    upgrade: bool
+    seconds: float
+
+
+@dataclass
+class MigrationResult:
+    """What a migration run did."""
+
+    before: tuple[str, ...] = ()
+    pending: list[Revision] = field(default_factory=list)
+    applied: list[AppliedRevision] = field(default_factory=list)
+    dry_run: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    """How atsboost's ``env.py`` runs one Alembic command; None flags defer to ``-x`` and the environment.
+
+    ``command`` and ``destination`` name what was asked ("upgrade" to "heads", ...);
+    ``connection`` shares a Connection or Engine (the Alembic cookbook's pattern);
+    ``skip_empty`` writes no revision file when autogenerate finds no change.
+    """
+
+    command: str | None = None
+    destination: str | None = None
+    settings: Settings | None = None
+    connection: Connection | Engine | None = None
+    dry_run: bool | None = None
+    force: bool | None = None
+    skip_empty: bool = False
+    result: MigrationResult = field(default_factory=MigrationResult)
+
+
+def options_of(config: Config) -> MigrationOptions:
+    """Return the options handed in through ``config.attributes``, or the defaults of plain Alembic."""
+    given = config.attributes.get(OPTIONS_KEY)
+    return given if isinstance(given, MigrationOptions) else MigrationOptions()
+
+
+def invocation(config: Config) -> tuple[str | None, str | None]:
+    """Return the Alembic command being run and its destination revision, when known.
+
+    From the options when atsboost called Alembic; from ``Config.cmd_opts`` (Alembic's
+    parsed command line) under plain ``alembic``; else (None, None).
+    """
+    options = options_of(config)
+    if options.command is not None:
+        return options.command, options.destination
+    # Alembic's command line keeps (function, positional names, keyword names) as `cmd`.
+    cmd = getattr(config.cmd_opts, "cmd", None)
+    if cmd:
+        return cmd[0].__name__, getattr(config.cmd_opts, "revision", None)
+    return None, None

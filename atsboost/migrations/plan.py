@@ -1,0 +1,65 @@
+"""What an upgrade or downgrade will apply, computed from the revision scripts before anything runs.
+
+The plan comes from ``ScriptDirectory.iterate_revisions``, the same walk Alembic's
+own upgrade and downgrade make, so the gate, the dry run and the lock see exactly
+the revisions that Alembic then applies, in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
+
+from atsboost.errors import MigrationError
+from atsboost.migrations.options import Revision
+
+
+def plan(
+    scripts: ScriptDirectory, command: str | None, destination: str, current: Sequence[str]
+) -> tuple[bool, list[Revision]]:
+    """Return (is an upgrade, the revisions to apply or revert in order) from ``current`` to ``destination``.
+
+    ``command`` None (a caller of ``alembic.command`` without atsboost's options):
+    an upgrade if ``destination`` lies ahead, else a downgrade.
+    """
+    if destination == "head" and len(scripts.get_heads()) > 1:
+        raise MigrationError(multiple_heads(scripts, "head"))
+    try:
+        if command == "downgrade":
+            return False, _revisions(_downgrade(scripts, destination, current))
+        try:
+            return True, _revisions(_upgrade(scripts, destination, current))
+        except CommandError:
+            if command == "upgrade":
+                raise
+            return False, _revisions(_downgrade(scripts, destination, current))
+    except CommandError as exc:
+        raise MigrationError(
+            f"cannot plan the migration from {', '.join(current) or 'base'} to {destination}: {exc}"
+        ) from None
+
+
+def multiple_heads(scripts: ScriptDirectory, asked: str) -> str:
+    """Return the message for a command that needs one head when the project has several."""
+    heads = ", ".join(scripts.get_heads())
+    return (
+        f"'{asked}' needs one head, but the revisions have several ({heads}): apply them all with "
+        "`atsboost-db migrate` or `alembic upgrade heads`; if two of them are your own, written in "
+        "parallel, join them with `atsboost-db migrate merge` (or `alembic merge heads`)"
+    )
+
+
+def _upgrade(scripts: ScriptDirectory, destination: str, current: Sequence[str]) -> list[Script]:
+    found = scripts.iterate_revisions(destination, tuple(current), implicit_base=True)
+    return list(reversed([s for s in found if isinstance(s, Script)]))
+
+
+def _downgrade(scripts: ScriptDirectory, destination: str, current: Sequence[str]) -> list[Script]:
+    found = scripts.iterate_revisions(tuple(current), destination, select_for_downgrade=True)
+    return [s for s in found if isinstance(s, Script)]
+
+
+def _revisions(scripts: list[Script]) -> list[Revision]:
+    return [Revision(s.revision, s.doc or "") for s in scripts]

@@ -1,0 +1,84 @@
+"""The Alembic project a command works on, and ``migrate init``, which writes one for an application.
+
+A project is the ``alembic.ini`` the settings found (ATSBOOST_ALEMBIC_INI, else the
+one upward from the current directory), or, with none, atsboost's packaged
+migrations: its own ``env.py`` and revisions, shipped in the wheel.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from alembic.config import Config
+
+from atsboost.config.settings import Settings, get_migration_settings
+from atsboost.errors import MigrationError
+from atsboost.migrations.options import OPTIONS_KEY, MigrationOptions
+
+TEMPLATE = Path(__file__).resolve().parent / "template"
+SCRIPTS_FOLDER = "migrations"
+_PACKAGED = {
+    "script_location": "atsboost.migrations:template",
+    "version_locations": "atsboost.migrations:versions",
+    "path_separator": "newline",
+}
+
+
+def alembic_config(
+    settings: Settings | None = None, options: MigrationOptions | None = None, *, output: TextIO | None = None
+) -> Config:
+    """Return the Alembic Config of the project, carrying ``options`` for atsboost's env.py."""
+    migration = settings.migration if settings is not None else get_migration_settings()
+    stdout = output or sys.stdout
+    if migration.alembic_ini is None:
+        config = Config(stdout=stdout, output_buffer=output)
+        for name, value in _PACKAGED.items():
+            config.set_main_option(name, value)
+    else:
+        config = Config(str(migration.alembic_ini), stdout=stdout, output_buffer=output)
+    config.attributes[OPTIONS_KEY] = options or MigrationOptions(settings=settings)
+    return config
+
+
+def is_packaged(config: Config) -> bool:
+    """Tell whether the config is atsboost's packaged project, not an application's own."""
+    return config.config_file_name is None
+
+
+def init_project(directory: Path) -> list[Path]:
+    """Write an application's Alembic project into ``directory``; return the files written.
+
+    ``alembic.ini``, ``migrations/env.py`` (calling atsboost's environment),
+    ``migrations/script.py.mako`` and ``migrations/versions/``. Nothing is
+    overwritten: an existing ``alembic.ini`` or ``migrations/`` stops it first.
+    """
+    root = directory.resolve()
+    scripts = root / SCRIPTS_FOLDER
+    for existing in (root / "alembic.ini", scripts):
+        if existing.exists():
+            raise MigrationError(
+                f"{existing} already exists, so nothing was written; run `atsboost-db migrate init` in "
+                "another folder (migrate init DIR), or move it away first"
+            )
+    if root.exists() and not root.is_dir():
+        raise MigrationError(f"{root} is a file, not a folder; name a folder for the project")
+    files = {
+        root / "alembic.ini": TEMPLATE / "alembic.ini",
+        scripts / "env.py": TEMPLATE / "env.py",
+        scripts / "script.py.mako": TEMPLATE / "script.py.mako",
+    }
+    try:
+        (scripts / "versions").mkdir(parents=True)
+        for target, source in files.items():
+            target.write_bytes(source.read_bytes())
+    except OSError as exc:
+        # Leave nothing half-written: remove what this call created.
+        shutil.rmtree(scripts, ignore_errors=True)
+        (root / "alembic.ini").unlink(missing_ok=True)
+        raise MigrationError(
+            f"cannot write the project into {root} ({exc.strerror}); check the folder"
+        ) from exc
+    return [*files, scripts / "versions"]

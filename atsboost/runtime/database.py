@@ -1,0 +1,158 @@
+"""One application database as an object: its settings, engine, sessions, monitor and lifecycle.
+
+As Flask-SQLAlchemy keeps its state on the extension object, a :class:`Database`
+holds everything about one database, so two can live side by side and a test can
+make its own. ``atsboost.db``'s functions are a facade over a default instance.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from atsboost.config.settings import Settings, get_settings
+from atsboost.runtime import retry
+from atsboost.runtime.engine import create_engine
+from atsboost.runtime.monitor import HealthMonitor
+from atsboost.runtime.shutdown import ShutdownReport, install_signal_handlers, shutdown_engine
+
+T = TypeVar("T")
+
+
+class Database:
+    """The engine, sessions, health monitor and lifecycle of one database, built lazily from settings."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+        self._lock = threading.RLock()
+        self._engine: Engine | None = None
+        self._monitor: HealthMonitor | None = None
+        self._owner_pid: int | None = None
+        self._exit_hook = False
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this database uses: the ones given, else the environment's (read once)."""
+        return self._settings or get_settings()
+
+    def get_engine(self) -> Engine:
+        """Return the Engine, built on first use (in development without DATABASE_URL: embedded)."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    engine = create_engine(self.settings)
+                    self._owner_pid = os.getpid()
+                    self._engine = engine
+                    self._register_exit_hook()
+        return self._engine
+
+    @contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """Yield a Session that commits when the block succeeds and rolls back when it raises."""
+        with session_scope(self.get_engine()) as session:
+            yield session
+
+    def run_transaction(
+        self, fn: Callable[[Session], T], *, engine: Engine | None = None, **options: Any
+    ) -> T:
+        """Run ``fn(session)`` through :func:`atsboost.runtime.retry.run_transaction`.
+
+        On this database's engine (or ``engine``), with the retry budget of its settings
+        unless ``attempts`` or ``max_seconds`` are given.
+        """
+        runtime = self.settings.runtime
+        options.setdefault("attempts", runtime.retry_attempts)
+        options.setdefault("max_seconds", runtime.retry_max_seconds)
+        return retry.run_transaction(fn, engine=engine or self.get_engine(), **options)
+
+    def startup(self, settings: Settings | None = None, *, handle_signals: bool = False) -> Engine:
+        """Prepare the database before serving: wait for it, migrate, start the monitor (``atsboost.db``)."""
+        from atsboost import migrations  # Alembic loads only for an application that migrates
+
+        with self._lock:
+            if settings is not None and settings is not self._settings:
+                self.dispose()
+                self._settings = settings
+        settings = self.settings
+        engine = self.get_engine()
+        retry.wait_for_database(engine, seconds=settings.connect_timeout)
+        if settings.migration.on_startup:
+            migrations.upgrade(settings)
+        if settings.runtime.monitor:
+            self._start_monitor(engine)
+        if handle_signals:
+            install_signal_handlers(self.shutdown)
+        return engine
+
+    def health_state(self) -> dict[str, Any]:
+        """Return the database's health as a plain dict: the monitor's latest state, else one check now."""
+        if self._monitor is not None:
+            return self._monitor.state().as_dict()
+        monitor = HealthMonitor(self.get_engine(), self.settings)
+        try:
+            return monitor.check().as_dict()
+        finally:
+            monitor.stop()
+
+    def shutdown(self, timeout: float = 10.0) -> ShutdownReport | None:
+        """Shut down gracefully (drain, wait, cancel, close); the second call does nothing."""
+        with self._lock:
+            engine, monitor = self._engine, self._monitor
+            self._engine, self._monitor = None, None
+        if engine is None:
+            if monitor is not None:
+                monitor.stop()
+            return None
+        return shutdown_engine(engine, timeout=timeout, monitor=monitor, owner_pid=self._owner_pid)
+
+    def after_fork(self) -> None:
+        """In a forked worker: drop the parent's connections unclosed; restart a monitor that ran."""
+        with self._lock:
+            if self._engine is None:
+                return
+            self._engine.dispose(close=False)
+            self._owner_pid = os.getpid()
+            if self._monitor is not None:
+                self._start_monitor(self._engine)
+
+    def dispose(self) -> None:
+        """Close the engine's connections and forget it (and the monitor); the next use rebuilds it."""
+        with self._lock:
+            if self._monitor is not None:
+                self._monitor.stop()
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine, self._monitor = None, None
+
+    def _start_monitor(self, engine: Engine) -> None:
+        with self._lock:
+            self._monitor = HealthMonitor(engine, self.settings)
+            self._monitor.start()
+
+    def _register_exit_hook(self) -> None:
+        if not self._exit_hook:
+            self._exit_hook = True
+            atexit.register(self.shutdown)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """Yield a Session on ``engine`` that commits on success and rolls back on error.
+
+    Objects stay loaded after the commit (``expire_on_commit=False``), so they can be
+    returned from the block and read without another query.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
+        session.commit()
