@@ -1,0 +1,94 @@
+"""What every ``atsboost-db`` command shares: the group, its error handling, logging and settings.
+
+Library errors become one readable line and exit code 1 here, and only here;
+``--debug`` shows the traceback. The settings are read from the environment once
+per invocation, when a command first needs them, so ``--help`` loads nothing heavy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from atsboost.errors import AtsboostError
+
+if TYPE_CHECKING:
+    from atsboost.config.settings import Settings
+
+# Our own progress lines say what runs; the libraries' INFO chatter is for --debug.
+# (SQLAlchemy logs pool lifecycle under the pool class's module: atsboost.runtime.pool.)
+_QUIET = ("pgserver", "alembic", "atsboost.runtime.pool", "atsboost.runtime.shutdown")
+
+
+class Group(click.Group):
+    """Turn AtsboostError into ``Error: ...`` and exit code 1, with a traceback under --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; report an AtsboostError as one line."""
+        try:
+            return super().invoke(ctx)
+        except AtsboostError as exc:
+            if ctx.find_root().meta.get("atsboost.debug"):
+                traceback.print_exc()
+            raise click.ClickException(str(exc)) from None
+
+
+@dataclass
+class Invocation:
+    """One run of ``atsboost-db``: its settings, read from the environment on first use."""
+
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of this invocation (read once; a bad variable fails here with its fix)."""
+        if self._settings is None:
+            from atsboost.config.settings import load_settings
+
+            self._settings = load_settings(os.environ)
+        return self._settings
+
+
+pass_invocation = click.make_pass_decorator(Invocation, ensure=True)
+
+plans_option = click.option(
+    "--plans",
+    "plans_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Seed from this plan catalogue (TOML) instead of the shipped one.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+force_option = click.option(
+    "--force", is_flag=True, default=None, help="Allow migrating in production when a gate requires it."
+)
+
+
+class _StderrHandler(logging.StreamHandler[Any]):
+    """Write to whatever ``sys.stderr`` is at the time (click's test runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def configure_logging(*, debug: bool) -> None:
+    """Show log lines on stderr: ours at INFO, everything under ``--debug``."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.WARNING)

@@ -1,0 +1,101 @@
+"""``atsboost-db health``: the operator's report, as text, JSON or one line for a monitor."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from atsboost.cli.base import Invocation, json_option, pass_invocation
+from atsboost.errors import AtsboostError
+
+if TYPE_CHECKING:
+    from atsboost.health.checks import Thresholds
+    from atsboost.migrations import MigrationStatus
+
+# Option -> (Thresholds field, scale, help). The numbers themselves live in Thresholds only.
+_LIMITS = {
+    "warning_connections": ("connections_warning", 100, "Percent of usable connection slots."),
+    "critical_connections": ("connections_critical", 100, "Percent of usable connection slots."),
+    "critical_query_seconds": ("long_query_critical", 1, "Seconds a query may run."),
+    "warning_idle_transaction": ("idle_in_transaction_warning", 1, "Seconds idle in a transaction."),
+    "critical_idle_transaction": ("idle_in_transaction_critical", 1, "Seconds idle in a transaction."),
+    "warning_cache_hit": ("cache_hit_warning", 100, "Percent; lower is worse."),
+    "critical_cache_hit": ("cache_hit_critical", 100, "Percent; lower is worse."),
+}
+
+
+def _limit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option, (_, _, text) in reversed(_LIMITS.items()):
+        name = "--" + option.replace("_", "-")
+        fn = click.option(name, option, type=float, help=f"{text} [default: see docs/health.md]")(fn)
+    return fn
+
+
+@click.command()
+@json_option
+@click.option("--check", is_flag=True, help="Print one line and exit 0 OK, 1 WARNING, 2 CRITICAL.")
+@click.option(
+    "--long-query-seconds",
+    type=float,
+    help="List (and warn about) queries running longer. [default: DATABASE_LONG_QUERY_SECONDS, 60]",
+)
+@_limit_options
+@pass_invocation
+def health(
+    invocation: Invocation,
+    /,
+    *,
+    as_json: bool,
+    check: bool,
+    long_query_seconds: float | None,
+    **limits: float | None,
+) -> None:
+    """Report on the database: connection, size, tables, connections, long queries, blocking, indexes."""
+    from atsboost.health import evaluate, overall, report, summary
+    from atsboost.health.checks import EXIT_CODES
+    from atsboost.health.render import render
+    from atsboost.runtime.engine import create_engine
+
+    settings = invocation.settings
+    long_query = long_query_seconds or settings.runtime.long_query_seconds
+    thresholds = _thresholds(long_query, limits)
+    engine = create_engine(settings)
+    try:
+        result = report(engine, long_query_seconds=long_query, migration_status=_migration_status(invocation))
+    finally:
+        engine.dispose()
+    checks = evaluate(result, thresholds)
+    if as_json:
+        data = {
+            **result.as_dict(),
+            "status": overall(checks),
+            "checks": [dataclasses.asdict(c) for c in checks],
+        }
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif check:
+        click.echo(summary(checks))
+    else:
+        click.echo(render(result, checks, long_query_seconds=long_query))
+    if check:
+        raise SystemExit(EXIT_CODES[overall(checks)])
+
+
+def _thresholds(long_query: float, limits: dict[str, float | None]) -> Thresholds:
+    from atsboost.health.checks import Thresholds
+
+    given: dict[str, Any] = {_LIMITS[o][0]: v / _LIMITS[o][1] for o, v in limits.items() if v is not None}
+    return dataclasses.replace(Thresholds(long_query_warning=long_query), **given)
+
+
+def _migration_status(invocation: Invocation) -> MigrationStatus | None:
+    """Return the migration state for the report, or None when it cannot be read."""
+    from atsboost import migrations
+
+    try:
+        return migrations.status(invocation.settings)
+    except AtsboostError:
+        return None

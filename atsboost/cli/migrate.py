@@ -1,0 +1,132 @@
+"""``atsboost-db migrate``: apply, revert, inspect and create revisions; ``migrate init`` for an app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from atsboost.cli.base import Invocation, force_option, json_option, pass_invocation
+
+if TYPE_CHECKING:  # importing atsboost.migrations loads Alembic, which --help must not wait for
+    from atsboost.migrations.options import MigrationResult
+
+EXIT_PENDING = 3  # `migrate status`: revisions are pending (documented in the README)
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--dry-run", is_flag=True, default=None, help="Print the pending revisions and their SQL; apply nothing."
+)
+@force_option
+@click.pass_context
+def migrate(ctx: click.Context, *, dry_run: bool | None, force: bool | None) -> None:
+    """Apply pending revisions of every branch (one migrator at a time, each in its own transaction).
+
+    Also read from the environment: MIGRATION_DRYRUN, MIGRATION_FORCE, MIGRATION_REQUIRE_FORCE,
+    MIGRATION_LOCK_TIMEOUT, MIGRATION_STATEMENT_TIMEOUT, MIGRATION_LOCK_WAIT.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from atsboost import migrations
+
+    settings = ctx.ensure_object(Invocation).settings
+    result = migrations.upgrade(settings, dry_run=dry_run, force=force)
+    if not result.dry_run:
+        click.echo(summary(result))
+
+
+@migrate.command("downgrade")
+@click.argument("revision")
+@click.option("--dry-run", is_flag=True, default=None, help="Print the SQL of the downgrade; apply nothing.")
+@click.option("--force", is_flag=True, default=None, help="Required in production.")
+@pass_invocation
+def migrate_downgrade(
+    invocation: Invocation, revision: str, *, dry_run: bool | None, force: bool | None
+) -> None:
+    """Revert revisions down to REVISION (e.g. -1, or a revision id, or base)."""
+    from atsboost import migrations
+
+    result = migrations.downgrade(invocation.settings, revision=revision, dry_run=dry_run, force=force)
+    if not result.dry_run:
+        click.echo(summary(result))
+
+
+@migrate.command("create")
+@click.argument("name")
+@click.option(
+    "--autogenerate", is_flag=True, help="Fill the revision from the models' differences with the database."
+)
+@pass_invocation
+def migrate_create(invocation: Invocation, name: str, *, autogenerate: bool) -> None:
+    """Write a new revision file named with a UTC timestamp and NAME (letters, digits, _ and -)."""
+    from atsboost import migrations
+
+    path = migrations.create(name, autogenerate=autogenerate, settings=invocation.settings)
+    click.echo(f"created {path}")
+
+
+@migrate.command("merge")
+@click.option(
+    "-m", "--message", default="merge heads", show_default=True, help="The merge revision's message."
+)
+@pass_invocation
+def migrate_merge(invocation: Invocation, *, message: str) -> None:
+    """Join your revisions' heads (written in parallel on two branches) with a merge revision."""
+    from atsboost import migrations
+
+    click.echo(f"created {migrations.merge(invocation.settings, message=message)}")
+
+
+@migrate.command("init")
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+def migrate_init(directory: Path) -> None:
+    """Create an Alembic project for your application in DIRECTORY (default: here).
+
+    It writes alembic.ini and migrations/ (env.py with atsboost's gates, script.py.mako,
+    versions/); atsboost's own tables come along as the dependency branch "atsboost".
+    """
+    from atsboost.migrations import init_project
+
+    for path in init_project(directory):
+        click.echo(f"created {path}")
+    click.echo(
+        "next: set target_metadata in migrations/env.py to your models' MetaData, then run "
+        "`atsboost-db migrate create NAME --autogenerate` and `atsboost-db init` from that folder"
+    )
+
+
+@migrate.command("status")
+@json_option
+@pass_invocation
+def migrate_status(invocation: Invocation, *, as_json: bool) -> None:
+    """Show the current revision, the heads and what is pending; exit 3 when revisions are pending."""
+    from atsboost import migrations
+
+    state = migrations.status(invocation.settings)
+    if as_json:
+        data = {
+            "current": list(state.current),
+            "heads": list(state.heads),
+            "pending": [{"id": r.id, "message": r.message} for r in state.pending],
+            "up_to_date": state.up_to_date,
+        }
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(f"current  {', '.join(state.current) or 'none (empty database)'}")
+        click.echo(f"head     {', '.join(state.heads)}")
+        click.echo(f"pending  {len(state.pending)}" + "".join(f"\n  {r}" for r in state.pending))
+    if not state.up_to_date:
+        raise SystemExit(EXIT_PENDING)
+
+
+def summary(result: MigrationResult) -> str:
+    """Return one line on what a migration did."""
+    if not result.applied:
+        return f"nothing to migrate: the database is at {', '.join(result.before) or 'base'}"
+    verb = "applied" if all(r.upgrade for r in result.applied) else "reverted"
+    return (
+        f"{verb} {len(result.applied)} revision(s) in {result.seconds:.2f} s; now at {result.applied[-1].id}"
+    )

@@ -1,0 +1,78 @@
+"""The ``atsboost-db`` group, and the commands about the setup itself: ``config`` and ``dev-db``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from atsboost.cli.base import Group, Invocation, configure_logging, json_option, pass_invocation
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Log everything and show tracebacks.")
+@click.version_option(package_name="atsboost")
+@click.pass_context
+def cli(ctx: click.Context, *, debug: bool) -> None:
+    """Run, inspect and maintain the PostgreSQL database of an atsboost application.
+
+    Settings come from the environment (ATSBOOST_ENV or NODE_ENV, DATABASE_URL,
+    DATABASE_SSL, DATABASE_POOL_SIZE, ...): run `atsboost-db config` to see them.
+    """
+    ctx.meta["atsboost.debug"] = debug
+    ctx.obj = Invocation()
+    configure_logging(debug=debug)
+
+
+@cli.command()
+@json_option
+@click.option("--connect", is_flag=True, help="Also connect and describe the server.")
+@pass_invocation
+def config(invocation: Invocation, *, as_json: bool, connect: bool) -> None:
+    """Show the effective settings: environment, database, SSL, pool and timeouts."""
+    from atsboost.config import render
+    from atsboost.runtime.engine import create_engine, server_info
+
+    settings = invocation.settings
+    described = render.describe(settings)
+    if connect:
+        engine = create_engine(settings)
+        try:
+            described["database_url"] = engine.url.render_as_string(hide_password=True)
+            described["server"] = vars(server_info(engine))
+        finally:
+            engine.dispose()
+    click.echo(json.dumps(described, indent=2) if as_json else render.render(described))
+
+
+@cli.group("dev-db")
+def dev_db() -> None:
+    """Manage the embedded development PostgreSQL (used when DATABASE_URL is unset)."""
+
+
+@dev_db.command("url")
+@pass_invocation
+def dev_db_url(invocation: Invocation) -> None:
+    """Start the embedded server if needed and print its URL (for psql or DATABASE_URL).
+
+    Its data folder (the project's .atsboost/, or ATSBOOST_EMBEDDED_DIR) is named on stderr.
+    """
+    from atsboost.runtime import embedded
+
+    directory = invocation.settings.embedded_dir
+    url = embedded.ensure_running(directory)
+    click.echo(url.set(drivername="postgresql").render_as_string(hide_password=True))
+    click.echo(f"the embedded PostgreSQL keeps its data in {directory}", err=True)
+
+
+@dev_db.command("stop")
+@pass_invocation
+def dev_db_stop(invocation: Invocation) -> None:
+    """Stop the embedded server (its data stays; the next command starts it again)."""
+    from atsboost.runtime import embedded
+
+    directory = invocation.settings.embedded_dir
+    if embedded.stop(directory):
+        click.echo(f"stopped the embedded PostgreSQL in {directory}")
+    else:
+        click.echo(f"the embedded PostgreSQL in {directory} is not running")
