@@ -22,15 +22,14 @@ import time
 import traceback
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
-from sqlalchemy.util import queue as sqla_queue
 
 from atsboost.errors import DatabaseUnavailableError, first_line
 from atsboost.runtime import leaks
+from atsboost.runtime.pool_internals import QueuePoolInternals
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +73,7 @@ class IdleTimeoutQueuePool(QueuePool):
         self._stopped = threading.Event()
         self._reaper_pid: int | None = None
         self._reaper_lock = threading.Lock()
+        self._internals = QueuePoolInternals(self)
 
     @property
     def idle_timeout(self) -> float | None:
@@ -85,11 +85,8 @@ class IdleTimeoutQueuePool(QueuePool):
         if self._idle_timeout is None:
             return 0
         held: list[ConnectionPoolEntry] = []
-        while True:
-            try:
-                held.append(self._pool.get_nowait())
-            except sqla_queue.Empty:
-                break
+        while (record := self._internals.take_idle()) is not None:
+            held.append(record)
         closed = 0
         # Put back the survivors oldest first, so the LIFO order is unchanged.
         for record in reversed(held):
@@ -139,6 +136,9 @@ class IdleTimeoutQueuePool(QueuePool):
         new._leak_threshold = self._leak_threshold
         return new
 
+    # _do_return_conn and _do_get are the two hooks every SQLAlchemy pool class implements to say
+    # what checkin and checkout do; overriding them is how a Pool subclass works. Any other private
+    # member goes through QueuePoolInternals.
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         self._checked_out.pop(record, None)
         record.info[_IDLE_SINCE] = time.monotonic()
@@ -158,25 +158,24 @@ class IdleTimeoutQueuePool(QueuePool):
                 waiter.record = record
                 waiter.ready.set()
                 return
-            super()._do_return_conn(record)
+            self._internals.put_idle(record)
 
     def _acquire(self) -> ConnectionPoolEntry:
         with self._handoff:
-            try:
-                return self._pool.get_nowait()
-            except sqla_queue.Empty:
-                pass
-            grow = self._inc_overflow()
+            idle = self._internals.take_idle()
+            if idle is not None:
+                return idle
+            grow = self._internals.claim_slot()
             if not grow:
                 waiter = _Waiter()
                 self._waiters.append(waiter)
         if grow:
             try:
-                return self._create_connection()
+                return self._internals.open()
             except BaseException:
-                self._dec_overflow()
+                self._internals.release_slot()
                 raise
-        if waiter.ready.wait(self._timeout):
+        if waiter.ready.wait(self._internals.timeout):
             assert waiter.record is not None
             return waiter.record
         with self._handoff:
@@ -184,8 +183,8 @@ class IdleTimeoutQueuePool(QueuePool):
                 return waiter.record
             self._waiters.remove(waiter)
         raise sqlalchemy.exc.TimeoutError(
-            f"QueuePool limit of size {self.size()} overflow {self._max_overflow} reached, "
-            f"connection timed out, timeout {self._timeout:.2f}",
+            f"QueuePool limit of size {self.size()} overflow {self._internals.max_overflow} reached, "
+            f"connection timed out, timeout {self._internals.timeout:.2f}",
             code="3o7r",
         )
 
@@ -215,10 +214,10 @@ class IdleTimeoutQueuePool(QueuePool):
         connection = record.dbapi_connection
         assert connection is not None  # _idle_for is 0 for an entry without a connection
         try:
-            cast(Dialect, self._dialect).do_ping(connection)
+            self._internals.ping(connection)
         except Exception as exc:
             logger.info("a pooled connection was dead (%s); reconnecting", first_line(exc))
-            self._invalidate_time = time.time()
+            self._internals.recycle_older_connections()
             record.invalidate(exc)
 
     def _idle_for(self, record: ConnectionPoolEntry) -> float:
@@ -234,7 +233,7 @@ class IdleTimeoutQueuePool(QueuePool):
         try:
             record.close()
         finally:
-            self._dec_overflow()
+            self._internals.release_slot()
 
     def _put_back(self, record: ConnectionPoolEntry) -> None:
         self._release(record)
@@ -278,4 +277,4 @@ def pool_usage(pool: Any) -> tuple[int, int]:
     """Return (checked out, capacity) of a QueuePool: capacity is size plus overflow; (0, 0) for others."""
     if not isinstance(pool, QueuePool):
         return 0, 0
-    return pool.checkedout(), pool.size() + max(pool._max_overflow, 0)
+    return pool.checkedout(), pool.size() + max(QueuePoolInternals(pool).max_overflow, 0)
