@@ -10,6 +10,7 @@ cloned from a template.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -24,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from pytest_postgresql import factories
 from sqlalchemy.engine import URL, Engine, make_url
 
+from atsboost.cli import cli
 from atsboost.config.settings import Settings, load_settings
 from atsboost.runtime import embedded
 from atsboost.runtime.engine import create_engine
@@ -154,6 +157,37 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+OUR_VARIABLES = ("ATSBOOST_", "DATABASE_", "NODE_ENV", "MIGRATION_", "ADMIN_")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a user sees of one ``atsboost-db`` run."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def invoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Outcome]]:
+    """Run ``atsboost-db ARGS`` in-process, in an empty directory, with only the given variables set."""
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Outcome:
+        cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith(OUR_VARIABLES)}
+        result = CliRunner().invoke(cli, list(args), env={**cleared, **(env or {})}, prog_name="atsboost-db")
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    yield run
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class _Timestamps:
+class Timestamps:
     """Creation and update times, both set by the server (a trigger keeps updated_at)."""
 
     created_at: Mapped[dt.datetime] = mapped_column(
@@ -65,7 +65,7 @@ class _Timestamps:
     )
 
 
-class User(_Timestamps, Base):
+class User(Timestamps, Base):
     """A person who signs in; admins manage the product."""
 
     __tablename__ = "users"
@@ -97,7 +97,7 @@ class User(_Timestamps, Base):
     )
 
 
-class SubscriptionPlan(_Timestamps, Base):
+class SubscriptionPlan(Timestamps, Base):
     """A plan users subscribe to; ``code`` is its stable identifier."""
 
     __tablename__ = "subscription_plans"
@@ -125,7 +125,7 @@ class SubscriptionPlan(_Timestamps, Base):
     )
 
 
-class Subscription(_Timestamps, Base):
+class Subscription(Timestamps, Base):
     """A user's subscription to a plan over a billing period."""
 
     __tablename__ = "subscriptions"

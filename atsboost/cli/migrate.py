@@ -93,8 +93,9 @@ def migrate_init(directory: Path) -> None:
     for path in init_project(directory):
         click.echo(f"created {path}")
     click.echo(
-        "next: set target_metadata in migrations/env.py to your models' MetaData, then run "
-        "`atsboost-db migrate create NAME --autogenerate` and `atsboost-db init` from that folder"
+        "next, from that folder: `atsboost-db init` creates atsboost's tables and seeds them; set "
+        "target_metadata in migrations/env.py to your models' MetaData, then "
+        "`atsboost-db migrate create NAME --autogenerate` writes your first revision"
     )
 
 

@@ -26,6 +26,7 @@ from atsboost.config.settings import Settings, get_settings
 from atsboost.errors import AtsboostError, MigrationError
 from atsboost.migrations import revisions
 from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
+from atsboost.migrations.plan import plan
 from atsboost.migrations.project import alembic_config, is_packaged
 from atsboost.migrations.session import migration_engine
 from atsboost.runtime.engine import unavailable
@@ -93,12 +94,8 @@ def status(settings: Settings | None = None) -> MigrationStatus:
     finally:
         engine.dispose()
     try:
-        pending = [
-            Revision(s.revision, s.doc or "")
-            for s in reversed(list(script.iterate_revisions("heads", current or "base")))
-            if s.revision not in current
-        ]
-    except CommandError as exc:
+        _, pending = plan("upgrade", "heads", current, scripts=script)
+    except MigrationError as exc:
         raise MigrationError(
             f"the database is at {', '.join(current)}, which this code does not know ({exc}); "
             "it was migrated by a newer release: deploy that release, or downgrade with it first"
@@ -114,7 +111,15 @@ def create(name: str, *, autogenerate: bool = False, settings: Settings | None =
             "(e.g. add_resume_table)"
         )
     config = _own_project(settings, MigrationOptions("revision", settings=settings, skip_empty=autogenerate))
-    script = _run(command.revision, config, message=name, autogenerate=autogenerate)
+    try:
+        script = _run(command.revision, config, message=name, autogenerate=autogenerate)
+    except MigrationError as exc:
+        if "Target database is not up to date" not in str(exc):
+            raise
+        raise MigrationError(
+            "autogenerate compares the models with an up-to-date database, and this one has revisions "
+            "pending: run `atsboost-db migrate` first, then create the revision again"
+        ) from None
     if isinstance(script, list):
         script = script[0] if script else None
     if script is None:

@@ -110,7 +110,9 @@ class OnlineRun:
         if self.dry_run and not self.external:
             self.conn.execute(text("SET TRANSACTION READ ONLY"))
         current = tuple(context.get_context().get_current_heads())
-        upgrade, self.plan = plan.plan(context.script, self.command, self.destination or "heads", current)
+        upgrade, self.plan = plan.plan(
+            self.command, self.destination or "heads", current, scripts=context.script
+        )
         if not self.external:
             # Never wait for the lock inside a transaction: CREATE INDEX CONCURRENTLY would wait for us.
             self.conn.rollback()

@@ -17,7 +17,7 @@ from atsboost.migrations.options import Revision
 
 
 def plan(
-    scripts: ScriptDirectory, command: str | None, destination: str, current: Sequence[str]
+    command: str | None, destination: str, current: Sequence[str], *, scripts: ScriptDirectory
 ) -> tuple[bool, list[Revision]]:
     """Return (is an upgrade, the revisions to apply or revert in order) from ``current`` to ``destination``.
 
@@ -25,7 +25,7 @@ def plan(
     an upgrade if ``destination`` lies ahead, else a downgrade.
     """
     if destination == "head" and len(scripts.get_heads()) > 1:
-        raise MigrationError(multiple_heads(scripts, "head"))
+        raise MigrationError(_multiple_heads(scripts, "head"))
     try:
         if command == "downgrade":
             return False, _revisions(_downgrade(scripts, destination, current))
@@ -41,13 +41,14 @@ def plan(
         ) from None
 
 
-def multiple_heads(scripts: ScriptDirectory, asked: str) -> str:
+def _multiple_heads(scripts: ScriptDirectory, asked: str) -> str:
     """Return the message for a command that needs one head when the project has several."""
     heads = ", ".join(scripts.get_heads())
     return (
-        f"'{asked}' needs one head, but the revisions have several ({heads}): apply them all with "
-        "`atsboost-db migrate` or `alembic upgrade heads`; if two of them are your own, written in "
-        "parallel, join them with `atsboost-db migrate merge` (or `alembic merge heads`)"
+        f"'{asked}' needs one head, but the revisions have several ({heads}), as a project with "
+        "atsboost's schema branch always has: apply them all with `atsboost-db migrate` or "
+        "`alembic upgrade heads`; if two heads are your own, written in parallel, join them with "
+        "`atsboost-db migrate merge`"
     )
 
 

@@ -85,7 +85,8 @@ def _route(scripts: ScriptDirectory, directive: ops.MigrationScript) -> None:
         listed = ", ".join(h.revision for h in heads)
         raise MigrationError(
             f"your revisions have {len(heads)} heads ({listed}), written in parallel; join them with "
-            "`atsboost-db migrate merge` (or `alembic merge heads`), then create the revision again"
+            f"`atsboost-db migrate merge` (or `alembic merge {listed.replace(',', '')}`), then create the "
+            "revision again"
         )
     if heads:
         directive.head = heads[0].revision

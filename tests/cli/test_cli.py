@@ -5,14 +5,14 @@ import pytest
 SECRET = "s3cret-pw-do-not-print"
 
 
-def test_help_lists_the_commands(run_cli):
-    result = run_cli("--help")
+def test_help_lists_the_commands(invoke):
+    result = invoke("--help")
     assert result.returncode == 0
     for command in ("config", "dev-db"):
         assert command in result.stdout
 
 
-def test_every_command_has_help(run_cli):
+def test_every_command_has_help(invoke):
     for args in (
         ["config"],
         ["dev-db"],
@@ -25,18 +25,18 @@ def test_every_command_has_help(run_cli):
         ["seed"],
         ["init"],
     ):
-        result = run_cli(*args, "--help")
+        result = invoke(*args, "--help")
         assert result.returncode == 0, args
         assert "Usage: atsboost-db" in result.stdout or "Usage: python -m atsboost" in result.stdout
 
 
-def test_config_shows_what_the_package_will_do(run_cli, ca_file_env):
+def test_config_shows_what_the_package_will_do(invoke, ca_file_env):
     env = {
         "NODE_ENV": "production",
         "DATABASE_URL": f"postgres://app:{SECRET}@db.internal:5432/ats",
         **ca_file_env,
     }
-    result = run_cli("config", env=env)
+    result = invoke("config", env=env)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "environment        production (from NODE_ENV)" in out
@@ -48,13 +48,13 @@ def test_config_shows_what_the_package_will_do(run_cli, ca_file_env):
     assert SECRET not in result.stdout + result.stderr
 
 
-def test_config_json(run_cli):
+def test_config_json(invoke):
     env = {
         "ATSBOOST_ENV": "test",
         "DATABASE_URL": f"postgresql://app:{SECRET}@db/ats",
         "DATABASE_POOL_SIZE": "3",
     }
-    result = run_cli("config", "--json", env=env)
+    result = invoke("config", "--json", env=env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["environment"] == "testing"
@@ -71,24 +71,24 @@ def test_config_json(run_cli):
     assert SECRET not in result.stdout
 
 
-def test_config_connect_against_the_test_database(run_cli, environ):
-    result = run_cli("config", "--connect", "--json", env=environ)
+def test_config_connect_against_the_test_database(invoke, environ):
+    result = invoke("config", "--connect", "--json", env=environ)
     assert result.returncode == 0, result.stderr
     server = json.loads(result.stdout)["server"]
     assert server["database"].startswith("atsboost_test")
 
 
-def test_production_warnings_are_shown(run_cli):
+def test_production_warnings_are_shown(invoke):
     env = {"ATSBOOST_ENV": "prod", "DATABASE_URL": "postgresql://db/ats", "DATABASE_DISABLE_SSL": "yes"}
-    result = run_cli("config", env=env)
+    result = invoke("config", env=env)
     assert result.returncode == 0
     assert "WARNING: DATABASE_DISABLE_SSL=true in production" in result.stdout
     assert "WARNING atsboost.config.settings: DATABASE_DISABLE_SSL=true in production" in result.stderr
 
 
-def test_bad_input_is_one_line_and_exit_1(run_cli):
+def test_bad_input_is_one_line_and_exit_1(invoke):
     env = {"ATSBOOST_ENV": "production", "DATABASE_URL": f"mysql://app:{SECRET}@db/ats"}
-    result = run_cli("config", env=env)
+    result = invoke("config", env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "Error: DATABASE_URL uses the scheme 'mysql', but atsboost works with PostgreSQL only; "
@@ -97,19 +97,19 @@ def test_bad_input_is_one_line_and_exit_1(run_cli):
     assert SECRET not in result.stdout + result.stderr
 
 
-def test_debug_shows_the_traceback(run_cli):
-    result = run_cli("--debug", "config", env={"ATSBOOST_ENV": "staging"})
+def test_debug_shows_the_traceback(invoke):
+    result = invoke("--debug", "config", env={"ATSBOOST_ENV": "staging"})
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("Error: ATSBOOST_ENV='staging'")
 
 
-def test_unreachable_database_is_one_line_without_password(run_cli, unused_tcp_port):
+def test_unreachable_database_is_one_line_without_password(invoke, unused_tcp_port):
     env = {
         "ATSBOOST_ENV": "testing",
         "DATABASE_URL": f"postgresql://app:{SECRET}@127.0.0.1:{unused_tcp_port}/db",
     }
-    result = run_cli("config", "--connect", env=env)
+    result = invoke("config", "--connect", env=env)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(
@@ -119,30 +119,30 @@ def test_unreachable_database_is_one_line_without_password(run_cli, unused_tcp_p
     assert SECRET not in result.stdout + result.stderr
 
 
-def test_migrate_status_exit_codes_and_migrate(run_cli, environ):
-    pending = run_cli("migrate", "status", env=environ)
+def test_migrate_status_exit_codes_and_migrate(invoke, environ):
+    pending = invoke("migrate", "status", env=environ)
     assert pending.returncode == 3, pending.stderr
     assert "pending  2" in pending.stdout
 
-    dry = run_cli("migrate", "--dry-run", env=environ)
+    dry = invoke("migrate", "--dry-run", env=environ)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("-- atsboost dry run")
-    assert run_cli("migrate", "status", env=environ).returncode == 3  # the dry run applied nothing
+    assert invoke("migrate", "status", env=environ).returncode == 3  # the dry run applied nothing
 
-    applied = run_cli("migrate", env=environ)
+    applied = invoke("migrate", env=environ)
     assert applied.returncode == 0, applied.stderr
     assert "applying 055d037ec299 (initial schema" in applied.stderr
     assert applied.stdout.startswith("applied 2 revision(s) in ")
 
-    done = run_cli("migrate", "status", "--json", env=environ)
+    done = invoke("migrate", "status", "--json", env=environ)
     assert done.returncode == 0
     assert json.loads(done.stdout)["up_to_date"] is True
-    assert run_cli("migrate", env=environ).stdout.startswith(
+    assert invoke("migrate", env=environ).stdout.startswith(
         "nothing to migrate: the database is at 7c1f9a2b4d10"
     )
 
 
-def test_migrate_force_gate_from_the_cli(run_cli, environ):
+def test_migrate_force_gate_from_the_cli(invoke, environ):
     env = {
         **environ,
         "NODE_ENV": "production",
@@ -150,31 +150,31 @@ def test_migrate_force_gate_from_the_cli(run_cli, environ):
         "DATABASE_DISABLE_SSL": "true",
         "MIGRATION_REQUIRE_FORCE": "true",
     }
-    refused = run_cli("migrate", env=env)
+    refused = invoke("migrate", env=env)
     assert refused.returncode == 1
     assert (
         refused.stderr.strip()
         .splitlines()[-1]
         .startswith("Error: refusing to apply 2 revision(s) in production")
     )
-    assert run_cli("migrate", "status", env=env).returncode == 3
-    forced = run_cli("migrate", "--force", env=env)
+    assert invoke("migrate", "status", env=env).returncode == 3
+    forced = invoke("migrate", "--force", env=env)
     assert forced.returncode == 0, forced.stderr
 
 
 @pytest.mark.parametrize("name", ["../x", "a b", ""])
-def test_migrate_create_refuses_bad_names(run_cli, name, alembic_project):
+def test_migrate_create_refuses_bad_names(invoke, name, alembic_project):
     versions = alembic_project.parent / "alembic" / "versions"
     before = sorted(versions.iterdir())
-    result = run_cli("migrate", "create", name, env={"ATSBOOST_ALEMBIC_INI": str(alembic_project)})
+    result = invoke("migrate", "create", name, env={"ATSBOOST_ALEMBIC_INI": str(alembic_project)})
     assert result.returncode == 1
     assert "use only letters, digits, '_' and '-'" in result.stderr
     assert sorted(versions.iterdir()) == before
 
 
-def test_init_on_an_empty_database_then_again(run_cli, environ, make_engine):
+def test_init_on_an_empty_database_then_again(invoke, environ, make_engine):
     env = {**environ, "ADMIN_INITIAL_PASSWORD": "a-strong-first-password", "ADMIN_EMAIL": "ops@atsboost.io"}
-    first = run_cli("init", env=env)
+    first = invoke("init", env=env)
     assert first.returncode == 0, first.stderr
     out = first.stdout
     assert "revision  7c1f9a2b4d10 (applied 2 revision(s) now)" in out
@@ -183,7 +183,7 @@ def test_init_on_an_empty_database_then_again(run_cli, environ, make_engine):
     assert out.rstrip().endswith("initialised the database")
     assert "a-strong-first-password" not in out + first.stderr
 
-    second = run_cli("init", env=env)
+    second = invoke("init", env=env)
     assert second.returncode == 0, second.stderr
     assert "revision  7c1f9a2b4d10 (already at head)" in second.stdout
     assert "admin     ops@atsboost.io (already present)" in second.stdout
@@ -191,39 +191,39 @@ def test_init_on_an_empty_database_then_again(run_cli, environ, make_engine):
     assert second.stdout.rstrip().endswith("nothing changed: the database was already initialised")
 
 
-def test_seed_reports_json(run_cli, environ):
-    assert run_cli("migrate", env=environ).returncode == 0
-    result = run_cli("seed", "--json", env={**environ, "ADMIN_INITIAL_PASSWORD": "a-strong-first-password"})
+def test_seed_reports_json(invoke, environ):
+    assert invoke("migrate", env=environ).returncode == 0
+    result = invoke("seed", "--json", env={**environ, "ADMIN_INITIAL_PASSWORD": "a-strong-first-password"})
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["admin_created"] is True
     assert data["plans_created"] == ["free", "pro", "pro_yearly", "business"]
 
 
-def test_bad_catalogue_fails_before_touching_the_database(run_cli, environ, tmp_path):
+def test_bad_catalogue_fails_before_touching_the_database(invoke, environ, tmp_path):
     bad = tmp_path / "plans.toml"
     bad.write_text(
         'version = 1\n[[plans]]\ncode = "pro"\nname = "Pro"\nprice_cents = -1\nbilling_interval = "month"\n'
     )
-    result = run_cli("init", "--plans", str(bad), env=environ)
+    result = invoke("init", "--plans", str(bad), env=environ)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"Error: {bad}: plan 'pro' (#1), field 'price_cents': must be a whole number of cents >= 0, got -1"
     )
-    assert run_cli("migrate", "status", env=environ).returncode == 3  # not even migrated
+    assert invoke("migrate", "status", env=environ).returncode == 3  # not even migrated
 
 
-def test_invalid_admin_email_is_refused_at_start_up(run_cli, environ):
-    result = run_cli("seed", env={**environ, "ADMIN_EMAIL": "not-an-email"})
+def test_invalid_admin_email_is_refused_at_start_up(invoke, environ):
+    result = invoke("seed", env={**environ, "ADMIN_EMAIL": "not-an-email"})
     assert result.returncode == 1
     assert "Error: ADMIN_EMAIL='not-an-email' is not an email address" in result.stderr
 
 
-def test_config_prints_the_connection_arithmetic(run_cli, environ, make_engine):
+def test_config_prints_the_connection_arithmetic(invoke, environ, make_engine):
     with make_engine().connect() as conn:
         limit = int(conn.exec_driver_sql("SHOW max_connections").scalar_one())
         reserved = int(conn.exec_driver_sql("SHOW superuser_reserved_connections").scalar_one())
-    result = run_cli(
+    result = invoke(
         "config", "--connect", env={**environ, "DATABASE_POOL_SIZE": "4", "DATABASE_MAX_OVERFLOW": "1"}
     )
     assert result.returncode == 0, result.stderr
@@ -233,14 +233,14 @@ def test_config_prints_the_connection_arithmetic(run_cli, environ, make_engine):
     assert f"at most {usable // 5} such processes (replicas x workers)" in line
 
 
-def test_config_shows_transaction_pooling(run_cli):
+def test_config_shows_transaction_pooling(invoke):
     env = {
         "ATSBOOST_ENV": "production",
         "DATABASE_URL": "postgresql://app:pw@pooler.example.com:6543/app",
         "DATABASE_MIGRATION_URL": "postgresql://app:pw@db.example.com:5432/app",
         "DATABASE_POOL_MODE": "transaction",
     }
-    result = run_cli("config", env=env)
+    result = invoke("config", env=env)
     assert result.returncode == 0, result.stderr
     assert "pool mode          transaction (behind a transaction pooler)" in result.stdout
     assert "migrations via     postgresql+psycopg://app:***@db.example.com:5432/app" in result.stdout

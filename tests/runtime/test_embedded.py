@@ -16,6 +16,7 @@ def test_comes_up_from_nothing_then_is_reused_then_stops(tmp_path, run_cli):
 
     first = run_cli("dev-db", "url", env=env)
     assert first.returncode == 0, first.stderr
+    assert f"the embedded PostgreSQL keeps its data in {directory}" in first.stderr
     assert (directory / "pgdata" / "PG_VERSION").exists()
     assert (directory / ".gitignore").read_text().splitlines()[-1] == "*"
     pid = postmaster_pid(directory)

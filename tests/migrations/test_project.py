@@ -1,0 +1,170 @@
+"""An application's own Alembic project: `migrate init`, atsboost's schema as a branch, routing, merge."""
+
+import sys
+import textwrap
+
+import pytest
+from sqlalchemy import text
+
+from atsboost import migrations
+from atsboost.config.settings import load_settings
+from atsboost.errors import MigrationError
+from atsboost.migrations.project import TEMPLATE
+from tests.conftest import REPO
+
+ATSBOOST_HEAD = "7c1f9a2b4d10"
+MODELS = """
+from sqlalchemy import MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from atsboost.app.models import Timestamps
+
+
+class AppBase(DeclarativeBase):
+    metadata = MetaData()
+
+
+class Note(Timestamps, AppBase):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    body: Mapped[str] = mapped_column(String(200))
+"""
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch, invoke):
+    """A scaffolded application project with one model, as the working directory."""
+    folder = tmp_path / "app"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    assert invoke("migrate", "init", str(folder)).returncode == 0
+    (folder / "notes_models.py").write_text(MODELS)
+    env_py = folder / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "target_metadata = None", "from notes_models import AppBase\n\ntarget_metadata = AppBase.metadata"
+        )
+    )
+    # Alembic puts the project on sys.path and env.py imports the models: undo both afterwards.
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield folder
+    sys.modules.pop("notes_models", None)
+
+
+def revision_files(folder):
+    return sorted((folder / "migrations" / "versions").glob("*.py"))
+
+
+def test_migrate_init_writes_a_project_and_never_overwrites(invoke, tmp_path):
+    created = invoke("migrate", "init", "proj")
+    assert created.returncode == 0, created.stderr
+    project = tmp_path / "proj"
+    assert (project / "migrations" / "env.py").read_text() == (TEMPLATE / "env.py").read_text()
+    ini = (project / "alembic.ini").read_text()
+    assert "atsboost.migrations:versions" in ini and "revision_environment = true" in ini
+    assert (project / "migrations" / "versions").is_dir()
+    again = invoke("migrate", "init", "proj")
+    assert again.returncode == 1
+    assert f"Error: {project / 'alembic.ini'} already exists, so nothing was written" in again.stderr
+    assert (project / "alembic.ini").read_text() == ini
+
+
+def test_the_repository_env_py_is_the_template():
+    assert (REPO / "alembic" / "env.py").read_text() == (TEMPLATE / "env.py").read_text()
+    assert (REPO / "alembic" / "script.py.mako").read_text() == (TEMPLATE / "script.py.mako").read_text()
+
+
+def test_an_app_project_migrates_seeds_and_autogenerates_its_own_branch(app, invoke, environ, make_engine):
+    first = invoke("init", env=environ)
+    assert first.returncode == 0, first.stderr
+    assert f"revision  {ATSBOOST_HEAD} (applied 2 revision(s) now)" in first.stdout
+
+    created = invoke("migrate", "create", "add_notes", "--autogenerate", env=environ)
+    assert created.returncode == 0, created.stderr
+    [path] = revision_files(app)
+    assert created.stdout.strip().endswith(f"created {path}")
+    source = path.read_text()
+    assert "op.create_table('notes'" in source
+    assert "drop_table" not in source.split("def downgrade")[0]  # atsboost's tables are left alone
+    assert "down_revision: str | Sequence[str] | None = None" in source
+    assert f"depends_on: str | Sequence[str] | None = '{ATSBOOST_HEAD}'" in source
+    assert "CREATE TRIGGER notes_set_updated_at BEFORE UPDATE ON notes" in source
+
+    applied = invoke("migrate", env=environ)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.startswith("applied 1 revision(s)")
+    engine = make_engine()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO notes (body, updated_at) VALUES ('a', now() - interval '1 day')"))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE notes SET body = 'b'"))
+        assert conn.execute(text("SELECT updated_at > now() - interval '1 minute' FROM notes")).scalar()
+
+    nothing = invoke("migrate", "create", "again", "--autogenerate", env=environ)
+    assert nothing.returncode == 1
+    assert "the models match the database" in nothing.stderr
+
+
+def test_commands_from_a_subfolder_use_the_same_project(app, invoke, environ, monkeypatch):
+    assert invoke("init", env=environ).returncode == 0
+    assert invoke("migrate", "create", "add_notes", "--autogenerate", env=environ).returncode == 0
+    sub = app / "src" / "deeper"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    assert invoke("migrate", "status", env=environ).returncode == 3  # the app's revision is pending
+    assert invoke("migrate", env=environ).returncode == 0
+    status = invoke("migrate", "status", env=environ)
+    assert status.returncode == 0, status.stdout
+    seeded = invoke("seed", env=environ)
+    assert seeded.returncode == 0 and "(already present)" in seeded.stdout
+    health = invoke("health", "--check", env=environ)
+    assert health.returncode == 0, health.stdout
+    assert health.stdout.startswith("DATABASE OK")
+
+
+def test_parallel_heads_are_named_with_the_merge_command(app, invoke, environ):
+    assert invoke("migrate", "create", "first", env=environ).returncode == 0
+    # A teammate's revision, written on another branch from the same starting point.
+    (app / "migrations" / "versions" / "2099_01_01_0000-aaaa00000002_other.py").write_text(
+        textwrap.dedent(
+            f"""
+            revision = "aaaa00000002"
+            down_revision = None
+            branch_labels = None
+            depends_on = "{ATSBOOST_HEAD}"
+
+
+            def upgrade():
+                pass
+
+
+            def downgrade():
+                pass
+            """
+        )
+    )
+    blocked = invoke("migrate", "create", "third", env=environ)
+    assert blocked.returncode == 1
+    assert "your revisions have 2 heads" in blocked.stderr
+    assert "join them with `atsboost-db migrate merge`" in blocked.stderr
+    merged = invoke("migrate", "merge", env=environ)
+    assert merged.returncode == 0, merged.stderr
+    assert invoke("migrate", "create", "third", env=environ).returncode == 0
+    assert len(revision_files(app)) == 4
+    assert invoke("migrate", env=environ).stdout.startswith("applied 6 revision(s)")
+
+
+def test_upgrade_head_with_atsboost_s_branch_names_heads(app, invoke, environ):
+    assert invoke("migrate", "create", "first", env=environ).returncode == 0
+    with pytest.raises(MigrationError) as info:
+        migrations.upgrade(load_settings(environ), revision="head")
+    assert "'head' needs one head, but the revisions have several" in str(info.value)
+    assert "`alembic upgrade heads`" in str(info.value)
+
+
+def test_creating_a_revision_needs_a_project(invoke, environ):
+    result = invoke("migrate", "create", "add_x", env=environ)
+    assert result.returncode == 1
+    assert "there is no Alembic project here" in result.stderr
+    assert "`atsboost-db migrate init`" in result.stderr
