@@ -1,0 +1,161 @@
+"""The package as a team installs it: a wheel in a fresh virtualenv, used from an app folder of its own.
+
+Nothing here runs from the checkout: the wheel must carry the migration
+environment, its template and atsboost's revisions.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import REPO
+
+MODELS = """
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from atsboost.app.models import Base, Timestamps
+
+
+class Resume(Timestamps, Base):
+    __tablename__ = "resumes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+"""
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A fresh virtualenv, outside the checkout, with atsboost installed from a freshly built wheel."""
+    root = tmp_path_factory.mktemp("wheel")
+    run = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(REPO)]
+    subprocess.run(run, check=True, capture_output=True, timeout=300)
+    [wheel] = (root / "dist").glob("atsboost-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)]
+    subprocess.run(pip, check=True, capture_output=True, timeout=600)
+    return venv / "bin"
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A new application's folder, outside the checkout."""
+    path = tmp_path / "myapp"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def app_shell(installed, folder, environ):
+    """Run a command of the installed package in the app folder (or a folder under it)."""
+    base = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "TMPDIR")}
+    env = {**base, **environ, "PATH": f"{installed}:/usr/bin:/bin"}
+
+    def run(*args, cwd=folder, **extra):
+        return subprocess.run(
+            args, cwd=cwd, env={**env, **extra}, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    return run
+
+
+def test_a_new_app_reaches_a_migrated_seeded_database_from_the_wheel(app_shell):
+    where = app_shell("python", "-c", "import atsboost; print(atsboost.__file__)")
+    assert "site-packages" in where.stdout and str(REPO) not in where.stdout
+
+    assert app_shell("atsboost-db", "migrate", "init").returncode == 0
+    init = app_shell("atsboost-db", "init")
+    assert init.returncode == 0, init.stderr
+    assert "revision  7c1f9a2b4d10 (applied 2 revision(s) now)" in init.stdout
+    assert init.stdout.rstrip().endswith("initialised the database")
+
+
+def test_an_app_model_autogenerates_migrates_and_runs_from_subfolders(app_shell, folder, make_engine):
+    assert app_shell("atsboost-db", "migrate", "init").returncode == 0
+    (folder / "app_models.py").write_text(MODELS)
+    env_py = folder / "migrations" / "env.py"
+    env_py.write_text(
+        env_py.read_text().replace(
+            "target_metadata = None", "from app_models import Base\n\ntarget_metadata = Base.metadata"
+        )
+    )
+    assert app_shell("atsboost-db", "init").returncode == 0
+    created = app_shell("atsboost-db", "migrate", "create", "add_resumes", "--autogenerate")
+    assert created.returncode == 0, created.stderr
+    [revision] = (folder / "migrations" / "versions").glob("*_add_resumes.py")
+    upgrade = revision.read_text().split("def downgrade")[0]
+    assert "op.create_table('resumes'" in upgrade and "drop_table" not in upgrade
+    assert "CREATE TRIGGER resumes_set_updated_at" in upgrade
+
+    sub = folder / "app" / "handlers"
+    sub.mkdir(parents=True)
+    for cwd in (folder, sub):
+        assert app_shell("atsboost-db", "migrate", cwd=cwd).returncode == 0
+        status = app_shell("atsboost-db", "migrate", "status", cwd=cwd)
+        assert status.returncode == 0, status.stdout + status.stderr
+        seeded = app_shell("atsboost-db", "seed", cwd=cwd)
+        assert seeded.returncode == 0 and "admin     admin@example.com (already present)" in seeded.stdout
+        health = app_shell("atsboost-db", "health", "--check", cwd=cwd)
+        assert health.returncode == 0, health.stdout + health.stderr
+    with make_engine().begin() as conn:
+        user = conn.execute(text("SELECT id FROM users LIMIT 1")).scalar_one()
+        conn.execute(text("INSERT INTO resumes (user_id, title) VALUES (:u, 'cv')"), {"u": user})
+
+    startup = "from atsboost import db; db.startup(); print(db.health_state()['status']); db.shutdown()"
+    started = app_shell("python", "-c", startup, cwd=sub)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "healthy"
+
+
+def test_plain_alembic_in_the_app_project_has_the_force_gate(app_shell, folder, make_engine):
+    assert app_shell("atsboost-db", "migrate", "init").returncode == 0
+    assert app_shell("atsboost-db", "migrate").returncode == 0
+    assert app_shell("atsboost-db", "migrate", "create", "add_flags").returncode == 0
+    [revision] = (folder / "migrations" / "versions").glob("*_add_flags.py")
+    revision.write_text(
+        revision.read_text().replace(
+            "    pass", '    op.create_table("flags", sa.Column("id", sa.Integer, primary_key=True))', 1
+        )
+    )
+    gated = {"ATSBOOST_ENV": "production", "DATABASE_DISABLE_SSL": "true", "MIGRATION_REQUIRE_FORCE": "true"}
+    refused = app_shell("alembic", "upgrade", "heads", **gated)
+    assert refused.returncode != 0
+    assert "FAILED: refusing to apply 1 revision(s) in production" in refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    one_head = app_shell("alembic", "upgrade", "head", **gated)
+    assert "`alembic upgrade heads`" in one_head.stdout + one_head.stderr
+    forced = app_shell("alembic", "-x", "force=true", "upgrade", "heads", **gated)
+    assert forced.returncode == 0, forced.stderr
+    with make_engine().connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('flags') IS NOT NULL")).scalar_one()
+
+
+def test_the_wheel_carries_the_migration_environment(installed):
+    listing = subprocess.run(
+        [
+            str(installed / "python"),
+            "-c",
+            textwrap.dedent(
+                """
+            from importlib import resources
+            base = resources.files("atsboost.migrations")
+            for name in ("template/env.py", "template/script.py.mako", "template/alembic.ini"):
+                assert (base / name).is_file(), name
+            print(sorted(p.name for p in (base / "versions").iterdir() if p.name.endswith(".py")))
+            """
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "055d037ec299_initial_schema.py" in listing.stdout
