@@ -8,7 +8,6 @@ per invocation, when a command first needs them, so ``--help`` loads nothing hea
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -50,9 +49,9 @@ class Invocation:
     def settings(self) -> Settings:
         """The settings of this invocation (read once; a bad variable fails here with its fix)."""
         if self._settings is None:
-            from atsboost.config.settings import load_settings
+            from atsboost.config.settings import read_settings
 
-            self._settings = load_settings(os.environ)
+            self._settings = read_settings()
         return self._settings
 
 

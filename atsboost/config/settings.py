@@ -10,9 +10,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -22,7 +21,11 @@ from atsboost.config.cpus import usable_cpus
 from atsboost.config.environment import Environment as Environment
 from atsboost.config.environment import read_environment
 from atsboost.config.envvars import EnvironmentVariables
+from atsboost.config.migration import MigrationSettings as MigrationSettings
+from atsboost.config.migration import load_migration_settings
 from atsboost.config.project import find_project
+from atsboost.config.seed import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
+from atsboost.config.seed import SeedSettings, read_seed_settings
 from atsboost.config.sslmode import SSL_MODES, SSLSettings, resolve_ssl
 from atsboost.errors import ConfigurationError
 
@@ -67,40 +70,6 @@ class RuntimeSettings:
 
 
 @dataclass(frozen=True)
-class MigrationSettings:
-    """How migrations run; readable without DATABASE_URL (offline SQL needs no database)."""
-
-    environment: Environment
-    dry_run: bool
-    force: bool
-    require_force: bool
-    lock_timeout: float
-    statement_timeout: float
-    lock_wait: float
-    lock_retries: int
-    on_startup: bool
-    alembic_ini: Path | None = None
-
-
-DEFAULT_ADMIN_EMAIL = "admin@example.com"
-DEFAULT_ADMIN_PASSWORD = "ChangeMe123!"  # the guide's documented default; refused in production
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
-
-
-@dataclass(frozen=True)
-class SeedSettings:
-    """Who the first admin is. The password is never part of a repr."""
-
-    admin_email: str
-    admin_password: str | None = field(repr=False)
-
-    @property
-    def admin_password_is_default(self) -> bool:
-        """True when ADMIN_INITIAL_PASSWORD is unset or is the guide's published default."""
-        return self.admin_password in (None, DEFAULT_ADMIN_PASSWORD)
-
-
-@dataclass(frozen=True)
 class Settings:
     """Everything atsboost needs to know about the database, fixed at start-up."""
 
@@ -138,33 +107,6 @@ def get_settings() -> Settings:
     return load_settings(os.environ)
 
 
-@functools.cache
-def get_migration_settings() -> MigrationSettings:
-    """Return the migration settings from ``os.environ``, without needing DATABASE_URL."""
-    return load_migration_settings(os.environ)
-
-
-def load_migration_settings(environ: Mapping[str, str], *, cwd: Path | None = None) -> MigrationSettings:
-    """Read the migration variables (MIGRATION_*, DATABASE_MIGRATE_ON_STARTUP) and find the project.
-
-    The Alembic project is ATSBOOST_ALEMBIC_INI, else the ``alembic.ini`` found upward
-    from ``cwd`` (the current directory), else atsboost's packaged migrations (None).
-    """
-    env = EnvironmentVariables(environ)
-    return MigrationSettings(
-        environment=read_environment(env)[0],
-        dry_run=env.boolean("MIGRATION_DRYRUN", default=False),
-        force=env.boolean("MIGRATION_FORCE", default=False),
-        require_force=env.boolean("MIGRATION_REQUIRE_FORCE", default=False),
-        lock_timeout=env.seconds("MIGRATION_LOCK_TIMEOUT", 5.0, minimum=0.01),
-        statement_timeout=env.seconds("MIGRATION_STATEMENT_TIMEOUT", 3600.0, minimum=0.01),
-        lock_wait=env.seconds("MIGRATION_LOCK_WAIT", 300.0, minimum=0.0),
-        lock_retries=env.integer("MIGRATION_LOCK_RETRIES", 3, minimum=0),
-        on_startup=env.boolean("DATABASE_MIGRATE_ON_STARTUP", default=True),
-        alembic_ini=_alembic_ini(env) or find_project(cwd or Path.cwd()).alembic_ini,
-    )
-
-
 def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSettings:
     production = environment is Environment.PRODUCTION
     leak_default = None if production else 60.0
@@ -180,29 +122,15 @@ def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSett
     )
 
 
-def _seed(env: EnvironmentVariables) -> SeedSettings:
-    email = env.text("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
-    if not _EMAIL.fullmatch(email) or "." not in email.rsplit("@", 1)[1]:
-        raise ConfigurationError(
-            f"ADMIN_EMAIL={email!r} is not an email address; set it to the first admin's address, "
-            "e.g. ops@yourcompany.com"
-        )
-    # Not stripped: spaces may be part of a password.
-    password = env.raw("ADMIN_INITIAL_PASSWORD")
-    return SeedSettings(admin_email=email, admin_password=password or None)
+@functools.cache
+def get_migration_settings() -> MigrationSettings:
+    """Return the migration settings from ``os.environ``, without needing DATABASE_URL."""
+    return load_migration_settings(os.environ)
 
 
-def _alembic_ini(env: EnvironmentVariables) -> Path | None:
-    value = env.text("ATSBOOST_ALEMBIC_INI")
-    if value is None:
-        return None
-    path = Path(value).expanduser().resolve()
-    if not path.is_file():
-        raise ConfigurationError(
-            f"ATSBOOST_ALEMBIC_INI names {value!r}, which is not a file; "
-            "point it at your alembic.ini, or unset it"
-        )
-    return path
+def read_settings() -> Settings:
+    """Read the settings from ``os.environ`` now, uncached: once per command-line invocation."""
+    return load_settings(os.environ)
 
 
 def load_settings(
@@ -231,7 +159,7 @@ def load_settings(
         application_name=_application_name(env),
         embedded_dir=_embedded_dir(env, project.root),
         migration=load_migration_settings(environ, cwd=project.root),
-        seed=_seed(env),
+        seed=read_seed_settings(env),
         runtime=_runtime(env, environment),
         warnings=tuple(warnings),
     )

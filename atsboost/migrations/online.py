@@ -34,9 +34,10 @@ from tenacity import (
 from atsboost.config.environment import Environment
 from atsboost.config.envvars import parse_boolean
 from atsboost.errors import AtsboostError, MigrationError, MigrationRefusedError, first_line
-from atsboost.migrations import plan, revisions
 from atsboost.migrations.locks import Blocker, BlockerWatch, advisory_lock, lock_key
 from atsboost.migrations.options import AppliedRevision, Revision, invocation, options_of
+from atsboost.migrations.plan import plan
+from atsboost.migrations.revisions import rewrite
 from atsboost.migrations.session import migration_settings, session_timeouts
 
 logger = logging.getLogger("atsboost.migrations")
@@ -72,7 +73,7 @@ class OnlineRun:
             target_metadata=self.metadata,
             transaction_per_migration=True,
             on_version_apply=self._applied,
-            process_revision_directives=revisions.rewrite(self.metadata),
+            process_revision_directives=rewrite(self.metadata),
         )
         try:
             self._run_guarded()
@@ -110,9 +111,7 @@ class OnlineRun:
         if self.dry_run and not self.external:
             self.conn.execute(text("SET TRANSACTION READ ONLY"))
         current = tuple(context.get_context().get_current_heads())
-        upgrade, self.plan = plan.plan(
-            self.command, self.destination or "heads", current, scripts=context.script
-        )
+        upgrade, self.plan = plan(self.command, self.destination or "heads", current, scripts=context.script)
         if not self.external:
             # Never wait for the lock inside a transaction: CREATE INDEX CONCURRENTLY would wait for us.
             self.conn.rollback()

@@ -1,0 +1,39 @@
+"""Who the first admin is: ADMIN_EMAIL and ADMIN_INITIAL_PASSWORD, checked at start-up."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from atsboost.config.envvars import EnvironmentVariables
+from atsboost.errors import ConfigurationError
+
+DEFAULT_ADMIN_EMAIL = "admin@example.com"
+DEFAULT_ADMIN_PASSWORD = "ChangeMe123!"  # the guide's documented default; refused in production
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+@dataclass(frozen=True)
+class SeedSettings:
+    """Who the first admin is. The password is never part of a repr."""
+
+    admin_email: str
+    admin_password: str | None = field(repr=False)
+
+    @property
+    def admin_password_is_default(self) -> bool:
+        """True when ADMIN_INITIAL_PASSWORD is unset or is the guide's published default."""
+        return self.admin_password in (None, DEFAULT_ADMIN_PASSWORD)
+
+
+def read_seed_settings(env: EnvironmentVariables) -> SeedSettings:
+    """Read the first admin's email (checked now, before any work) and password (never stripped)."""
+    email = env.text("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+    if not _EMAIL.fullmatch(email) or "." not in email.rsplit("@", 1)[1]:
+        raise ConfigurationError(
+            f"ADMIN_EMAIL={email!r} is not an email address; set it to the first admin's address, "
+            "e.g. ops@yourcompany.com"
+        )
+    # Not stripped: spaces may be part of a password.
+    password = env.raw("ADMIN_INITIAL_PASSWORD")
+    return SeedSettings(admin_email=email, admin_password=password or None)
