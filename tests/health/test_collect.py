@@ -119,9 +119,9 @@ def test_connection_section_and_migration_state(migrated, make_settings):
     assert (found.database_bytes or 0) > 0 and (found.xid_age or 0) > 0
 
 
-def test_json_output_validates_against_the_documented_schema(run_cli, environ):
-    assert run_cli("migrate", env=environ).returncode == 0
-    result = run_cli("health", "--json", env=environ)
+def test_json_output_validates_against_the_documented_schema(invoke, environ):
+    assert invoke("migrate", env=environ).returncode == 0
+    result = invoke("health", "--json", env=environ)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     jsonschema.validate(data, SCHEMA)
@@ -133,17 +133,17 @@ def test_the_schema_rejects_what_it_should():
         jsonschema.validate({"schema_version": 1}, SCHEMA)
 
 
-def test_check_exit_codes_follow_the_thresholds(run_cli, environ, make_engine):
-    assert run_cli("migrate", env=environ).returncode == 0
-    ok = run_cli("health", "--check", env=environ)
+def test_check_exit_codes_follow_the_thresholds(invoke, environ, make_engine):
+    assert invoke("migrate", env=environ).returncode == 0
+    ok = invoke("health", "--check", env=environ)
     assert ok.returncode == 0, ok.stdout
     assert ok.stdout.startswith("DATABASE OK - ")
     idle = make_engine(DATABASE_APPLICATION_NAME="someone-idle")
     with idle.connect() as conn:
         conn.execute(text("SELECT 1"))
         time.sleep(1.2)
-        warning = run_cli("health", "--check", "--warning-idle-transaction", "1", env=environ)
-        critical = run_cli(
+        warning = invoke("health", "--check", "--warning-idle-transaction", "1", env=environ)
+        critical = invoke(
             "health",
             "--check",
             "--warning-idle-transaction",
@@ -158,12 +158,12 @@ def test_check_exit_codes_follow_the_thresholds(run_cli, environ, make_engine):
     assert critical.stdout.startswith("DATABASE CRITICAL - ")
 
 
-def test_check_is_critical_when_the_database_is_unreachable(run_cli, unused_tcp_port):
+def test_check_is_critical_when_the_database_is_unreachable(invoke, unused_tcp_port):
     env = {
         "ATSBOOST_ENV": "testing",
         "DATABASE_URL": f"postgresql://app:s3cret@127.0.0.1:{unused_tcp_port}/db",
     }
-    result = run_cli("health", "--check", env=env)
+    result = invoke("health", "--check", env=env)
     assert result.returncode == 2
     assert result.stdout.startswith("DATABASE CRITICAL - connection: unreachable")
     assert "s3cret" not in result.stdout + result.stderr
@@ -194,3 +194,21 @@ def test_the_report_runs_as_a_plain_role(migrated, pg_server, database_url):
         with migrated.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.execute(text(f"DROP ROLE {role}"))
+
+
+def test_check_honours_database_long_query_seconds(invoke, environ, other):
+    assert invoke("migrate", env=environ).returncode == 0
+
+    def sleep():
+        with other.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(2) /* slow export */"))
+
+    thread = threading.Thread(target=sleep)
+    thread.start()
+    time.sleep(1)
+    default = invoke("health", "--check", env=environ)
+    flagged = invoke("health", "--check", env={**environ, "DATABASE_LONG_QUERY_SECONDS": "0.5"})
+    thread.join()
+    assert default.returncode == 0, default.stdout
+    assert flagged.returncode == 1, flagged.stdout
+    assert "long queries: 1 over 0.5 s" in flagged.stdout
