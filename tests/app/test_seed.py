@@ -8,7 +8,6 @@ from sqlalchemy import text
 
 from atsboost import migrations
 from atsboost.app import seed
-from atsboost.app.init import initialize
 from atsboost.app.passwords import verify_password
 from atsboost.db import session_scope
 from atsboost.errors import SeedError, SeedRefusedError
@@ -222,13 +221,3 @@ def test_seeding_an_empty_database_names_the_command_that_creates_the_tables(mak
         seed_once(engine, make_settings(ADMIN_INITIAL_PASSWORD=STRONG))
     assert "(current: none, no tables yet); run `atsboost-db migrate` first" in str(info.value)
     assert rows(engine, "SELECT to_regclass('users') IS NULL") == [(True,)]
-
-
-def test_initialize_migrates_then_seeds_and_is_then_a_no_op(make_settings, engine):
-    settings = make_settings(ADMIN_INITIAL_PASSWORD=STRONG)
-    first = initialize(settings)
-    assert first.changed and first.revision == ("7c1f9a2b4d10",)
-    assert len(first.migration.applied) == 2 and first.seed.admin_created
-    assert [p.code for p in first.plans] == ["free", "pro", "pro_yearly", "business"]
-    second = initialize(settings)
-    assert not second.changed
