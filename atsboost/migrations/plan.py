@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from atsboost.errors import MigrationError
@@ -21,24 +22,39 @@ def plan(
 ) -> tuple[bool, list[Revision]]:
     """Return (is an upgrade, the revisions to apply or revert in order) from ``current`` to ``destination``.
 
-    ``command`` None (a caller of ``alembic.command`` without atsboost's options):
-    an upgrade if ``destination`` lies ahead, else a downgrade.
+    ``command`` is "upgrade" or "downgrade"; for anything else (a caller of
+    ``alembic.command`` without atsboost's options) the direction follows from
+    ``destination``: base, -N or an ancestor of the current revision go down.
     """
-    if destination == "head" and len(scripts.get_heads()) > 1:
+    upgrade = (
+        command == "upgrade" if command in ("upgrade", "downgrade") else _ahead(scripts, destination, current)
+    )
+    if upgrade and destination == "head" and len(scripts.get_heads()) > 1:
         raise MigrationError(_multiple_heads(scripts, "head"))
     try:
-        if command == "downgrade":
-            return False, _revisions(_downgrade(scripts, destination, current))
-        try:
-            return True, _revisions(_upgrade(scripts, destination, current))
-        except CommandError:
-            if command == "upgrade":
-                raise
-            return False, _revisions(_downgrade(scripts, destination, current))
-    except CommandError as exc:
+        steps = (
+            _upgrade(scripts, destination, current) if upgrade else _downgrade(scripts, destination, current)
+        )
+    except (CommandError, RevisionError) as exc:
         raise MigrationError(
             f"cannot plan the migration from {', '.join(current) or 'base'} to {destination}: {exc}"
         ) from None
+    return upgrade, _revisions(steps)
+
+
+def _ahead(scripts: ScriptDirectory, destination: str, current: Sequence[str]) -> bool:
+    """Tell whether ``destination`` lies ahead of ``current`` (an upgrade) rather than behind it."""
+    relative = destination.rpartition("@")[2]
+    if relative == "base" or relative.startswith("-"):
+        return False
+    if relative in ("head", "heads") or relative.startswith("+") or not current:
+        return True
+    try:
+        target = scripts.get_revision(destination)
+        behind = {s.revision for s in scripts.iterate_revisions(tuple(current), "base")} - set(current)
+    except (CommandError, RevisionError):
+        return True  # let the upgrade's own walk report what is wrong with it
+    return target is None or target.revision not in behind
 
 
 def _multiple_heads(scripts: ScriptDirectory, asked: str) -> str:

@@ -429,3 +429,23 @@ def test_alembic_x_force_opens_the_gate(environ, engine):
     forced = alembic("-x", "force=true")
     assert forced.returncode == 0, forced.stderr
     assert version(engine) == [HEAD]
+
+
+def test_tools_calling_alembic_s_command_api_get_the_same_run(settings, engine, caplog):
+    """pytest-alembic and the like call alembic.command directly: direction and plan still come out right."""
+
+    def config():
+        return migrations.alembic_config(settings)
+
+    with caplog.at_level(logging.INFO, logger="atsboost.migrations"):
+        command.upgrade(config(), "heads")
+    assert version(engine) == [HEAD]
+    assert f"applied {HEAD} (performance indexes" in caplog.text
+    command.downgrade(config(), "-1")
+    assert version(engine) == [INITIAL]
+    command.upgrade(config(), "+1")
+    assert version(engine) == [HEAD]
+    command.downgrade(config(), INITIAL)
+    assert version(engine) == [INITIAL]
+    command.downgrade(config(), "base")
+    assert version(engine) == []
