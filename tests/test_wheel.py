@@ -77,6 +77,24 @@ def test_a_new_app_reaches_a_migrated_seeded_database_from_the_wheel(app_shell):
     assert init.stdout.rstrip().endswith("initialised the database")
 
 
+def test_a_folder_without_a_project_uses_the_packaged_migrations(app_shell, folder):
+    assert not (folder / "alembic.ini").exists()
+    pending = app_shell("atsboost-db", "migrate", "status")
+    assert pending.returncode == 3, pending.stderr
+    assert "pending  2" in pending.stdout
+    init = app_shell("atsboost-db", "init")
+    assert init.returncode == 0, init.stderr
+    assert "revision  7c1f9a2b4d10 (applied 2 revision(s) now)" in init.stdout
+    assert app_shell("atsboost-db", "health", "--check").returncode == 0
+    startup = "from atsboost import db; db.startup(); print(db.health_state()['status']); db.shutdown()"
+    started = app_shell("python", "-c", startup)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "healthy"
+    created = app_shell("atsboost-db", "migrate", "create", "add_x")
+    assert created.returncode == 1
+    assert "create one with `atsboost-db migrate init`" in created.stderr
+
+
 def test_an_app_model_autogenerates_migrates_and_runs_from_subfolders(app_shell, folder, make_engine):
     assert app_shell("atsboost-db", "migrate", "init").returncode == 0
     (folder / "app_models.py").write_text(MODELS)
