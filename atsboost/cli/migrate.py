@@ -38,18 +38,28 @@ def migrate(ctx: click.Context, *, dry_run: bool | None, force: bool | None) -> 
         click.echo(summary(result))
 
 
-@migrate.command("downgrade")
+# ignore_unknown_options: so that "-1" is the REVISION argument, not an unknown option.
+@migrate.command("downgrade", context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
 @click.option("--dry-run", is_flag=True, default=None, help="Print the SQL of the downgrade; apply nothing.")
-@click.option("--force", is_flag=True, default=None, help="Required in production.")
+@click.option("--force", is_flag=True, default=None, help="Required in production (MIGRATION_FORCE is not).")
+@click.option(
+    "--allow-data-loss", is_flag=True, help="In production: allow dropping tables that hold rows, or base."
+)
 @pass_invocation
 def migrate_downgrade(
-    invocation: Invocation, revision: str, *, dry_run: bool | None, force: bool | None
+    invocation: Invocation, revision: str, *, dry_run: bool | None, force: bool | None, allow_data_loss: bool
 ) -> None:
     """Revert revisions down to REVISION (e.g. -1, or a revision id, or base)."""
     from atsboost import migrations
 
-    result = migrations.downgrade(invocation.settings, revision=revision, dry_run=dry_run, force=force)
+    result = migrations.downgrade(
+        invocation.settings,
+        revision=revision,
+        dry_run=dry_run,
+        force=force,
+        allow_data_loss=allow_data_loss,
+    )
     if not result.dry_run:
         click.echo(summary(result))
 
@@ -125,9 +135,8 @@ def migrate_status(invocation: Invocation, *, as_json: bool) -> None:
 
 def summary(result: MigrationResult) -> str:
     """Return one line on what a migration did."""
+    now = ", ".join(result.after) or "base"
     if not result.applied:
-        return f"nothing to migrate: the database is at {', '.join(result.before) or 'base'}"
+        return f"nothing to migrate: the database is at {now}"
     verb = "applied" if all(r.upgrade for r in result.applied) else "reverted"
-    return (
-        f"{verb} {len(result.applied)} revision(s) in {result.seconds:.2f} s; now at {result.applied[-1].id}"
-    )
+    return f"{verb} {len(result.applied)} revision(s) in {result.seconds:.2f} s; now at {now}"

@@ -73,11 +73,18 @@ def downgrade(
     revision: str,
     dry_run: bool | None = None,
     force: bool | None = None,
+    allow_data_loss: bool = False,
     connection: Connection | Engine | None = None,
     output: TextIO | None = None,
 ) -> MigrationResult:
-    """Revert revisions down to ``revision`` (in production only with ``force=True``)."""
-    options = MigrationOptions("downgrade", revision, settings, connection, dry_run, force)
+    """Revert revisions down to ``revision``.
+
+    In production only with ``force=True`` (the environment's MIGRATION_FORCE does not
+    count), and, when it drops tables holding rows or goes to base, ``allow_data_loss=True``.
+    """
+    options = MigrationOptions(
+        "downgrade", revision, settings, connection, dry_run, force, allow_data_loss=allow_data_loss
+    )
     _run(command.downgrade, alembic_config(settings, options, output=output), revision)
     return options.result
 

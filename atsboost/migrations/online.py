@@ -31,14 +31,21 @@ from tenacity import (
     wait_random,
 )
 
-from atsboost.config.environment import Environment
-from atsboost.config.envvars import parse_boolean
-from atsboost.errors import AtsboostError, MigrationError, MigrationRefusedError, first_line
+from atsboost.errors import AtsboostError, MigrationError, first_line
+from atsboost.migrations.gate import Gate
 from atsboost.migrations.locks import Blocker, BlockerWatch, advisory_lock, lock_key
-from atsboost.migrations.options import AppliedRevision, Revision, invocation, options_of
+from atsboost.migrations.options import (
+    AppliedRevision,
+    Revision,
+    invocation,
+    options_of,
+    resolved_invocation,
+    run_flag,
+)
 from atsboost.migrations.plan import plan
+from atsboost.migrations.rendering import DroppedTable, dropped_tables, render_sql
 from atsboost.migrations.revisions import rewrite
-from atsboost.migrations.session import migration_settings, session_timeouts
+from atsboost.migrations.session import migration_settings
 
 logger = logging.getLogger("atsboost.migrations")
 
@@ -54,9 +61,15 @@ class OnlineRun:
         self.conn = conn
         self.metadata = list(metadata)
         self.settings = migration_settings(config)
-        self.dry_run = _flag("dry_run", given=options.dry_run, default=self.settings.dry_run)
-        self.force = _flag("force", given=options.force, default=self.settings.force)
+        self.dry_run = run_flag("dry_run", given=options.dry_run, default=self.settings.dry_run)
+        self.force = run_flag("force", given=options.force, default=self.settings.force)
         self.command, self.destination = invocation(config)
+        self.gate = Gate(
+            self.settings,
+            force=self.force,
+            local_force=options.force is True,
+            allow_data_loss=options.allow_data_loss,
+        )
         self.external = conn.in_transaction()
         self.result = options.result
         self.result.dry_run = self.dry_run
@@ -68,6 +81,13 @@ class OnlineRun:
 
     def run(self) -> None:
         """Run it; failures reach Alembic as one CommandError line, with atsboost's error as the cause."""
+        self._configure()
+        try:
+            self._run_guarded()
+        except AtsboostError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _configure(self) -> None:
         context.configure(
             connection=self.conn,
             target_metadata=self.metadata,
@@ -75,14 +95,10 @@ class OnlineRun:
             on_version_apply=self._applied,
             process_revision_directives=rewrite(self.metadata),
         )
-        try:
-            self._run_guarded()
-        except AtsboostError as exc:
-            raise CommandError(str(exc)) from exc
 
     def _run_guarded(self) -> None:
         if self.command is None:
-            self.command, self.destination = _resolved_invocation()
+            self.command, self.destination = resolved_invocation()
         if self.command not in _WRITING:
             self._without_writes()
         elif self.command == "stamp":
@@ -98,12 +114,15 @@ class OnlineRun:
         self.result.pending = list(self.plan)
         if self.dry_run:
             self._print_dry_run(current)
-        elif self.plan:
-            self._gate(self.upgrade)
+            self.result.after = current
+            return
+        if self.plan:
+            self._check_gate()
             with self._lock():
                 self._apply_with_retries()
-        else:
-            logger.info("nothing to migrate: the database is at %s", ", ".join(current) or "base")
+        self.result.after = self._current_heads()
+        if not self.result.applied:
+            logger.info("nothing to migrate: the database is at %s", ", ".join(self.result.after) or "base")
         self.result.seconds = time.perf_counter() - started
 
     def _read_plan(self) -> tuple[tuple[str, ...], bool]:
@@ -117,19 +136,28 @@ class OnlineRun:
             self.conn.rollback()
         return current, upgrade
 
-    def _gate(self, upgrade: bool) -> None:  # noqa: FBT001
-        if self.settings.environment is not Environment.PRODUCTION or self.force:
+    def _check_gate(self) -> None:
+        if self.upgrade:
+            self.gate.check_upgrade(self.plan)
             return
-        if upgrade and not self.settings.require_force:
-            return
-        what = "apply" if upgrade else "revert"
-        listed = ", ".join(str(revision) for revision in self.plan)
-        why = "MIGRATION_REQUIRE_FORCE=true" if upgrade else "a downgrade in production always needs force"
-        raise MigrationRefusedError(
-            f"refusing to {what} {len(self.plan)} revision(s) in production ({why}): {listed}. Nothing was "
-            "changed. Review them with MIGRATION_DRYRUN=true (or --dry-run), then run again with "
-            "MIGRATION_FORCE=true (or --force, or alembic -x force=true)"
-        )
+        to_base = (self.destination or "").rpartition("@")[2] == "base"
+        losses = self.gate.check_downgrade(self.plan, to_base=to_base, dropped=self._dropped)
+        if losses:
+            logger.warning("reverting drops %s (allowed: --allow-data-loss)", ", ".join(map(str, losses)))
+
+    def _dropped(self) -> list[DroppedTable]:
+        """Count the rows of the tables the planned downgrades drop."""
+        try:
+            return dropped_tables(context.script, self.plan, self.conn)
+        finally:
+            if not self.external:
+                self.conn.rollback()
+
+    def _current_heads(self) -> tuple[str, ...]:
+        heads = tuple(context.get_context().get_current_heads())
+        if not self.external and self.conn.in_transaction():
+            self.conn.rollback()
+        return heads
 
     def _lock(self) -> Any:
         table = context.get_context().version_table or "alembic_version"
@@ -246,45 +274,12 @@ class OnlineRun:
         if not self.plan:
             print("-- nothing to migrate: the database is at head", file=out)
             return
-        print(f"-- {len(self.plan)} pending revision(s), in order:", file=out)
+        what = "pending revision(s)" if self.upgrade else "revision(s) to revert"
+        print(f"-- {len(self.plan)} {what}, in order:", file=out)
         for revision in self.plan:
             print(f"--   {revision}", file=out)
         print("-- The SQL below is what a migration would run, with the same timeouts:", file=out)
-        context.configure(
-            dialect_name="postgresql",
-            as_sql=True,
-            # Several heads (branches) are accepted at run time: MigrationContext reads a list.
-            starting_rev=current[0] if len(current) == 1 else (list(current) or None),  # type: ignore[arg-type]
-            literal_binds=True,
-            transaction_per_migration=True,
-            output_buffer=out,
-            target_metadata=self.metadata,
-        )
-        for statement in session_timeouts(self.settings):
-            context.execute(statement)
-        context.run_migrations()
-
-
-def _flag(name: str, *, given: bool | None, default: bool) -> bool:
-    """Read a run flag from the caller's options, else ``-x name=...``, else the environment's default."""
-    if given is not None:
-        return given
-    x_args = context.get_x_argument(as_dictionary=True)
-    for key in (name, name.replace("_", "")):
-        if key in x_args:
-            return parse_boolean(f"-x {key}", x_args[key])
-    return default
-
-
-def _resolved_invocation() -> tuple[str, str | None]:
-    """For a caller of ``alembic.command`` without atsboost's options: its destination, if it has one."""
-    try:
-        destination = context.get_revision_argument()
-    except KeyError:  # commands without a destination (current, check, revision) do not set one
-        return "read", None
-    if isinstance(destination, tuple):
-        destination = destination[0] if len(destination) == 1 else "heads"
-    return "migrate", destination or "base"
+        render_sql(current, out, self.metadata, self.settings)
 
 
 def _is_lock_timeout(exc: BaseException) -> bool:

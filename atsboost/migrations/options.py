@@ -11,8 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from alembic import context
 from alembic.config import Config
 from sqlalchemy import Connection, Engine
+
+from atsboost.config.envvars import parse_boolean
 
 if TYPE_CHECKING:
     from atsboost.config.settings import Settings
@@ -46,6 +49,7 @@ class MigrationResult:
     """What a migration run did."""
 
     before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
     pending: list[Revision] = field(default_factory=list)
     applied: list[AppliedRevision] = field(default_factory=list)
     dry_run: bool = False
@@ -58,7 +62,8 @@ class MigrationOptions:
 
     ``command`` and ``destination`` name what was asked ("upgrade" to "heads", ...);
     ``connection`` shares a Connection or Engine (the Alembic cookbook's pattern);
-    ``skip_empty`` writes no revision file when autogenerate finds no change.
+    ``skip_empty`` writes no revision file when autogenerate finds no change;
+    ``allow_data_loss`` lets a production downgrade drop tables that hold rows.
     """
 
     command: str | None = None
@@ -68,6 +73,7 @@ class MigrationOptions:
     dry_run: bool | None = None
     force: bool | None = None
     skip_empty: bool = False
+    allow_data_loss: bool = False
     result: MigrationResult = field(default_factory=MigrationResult)
 
 
@@ -91,3 +97,25 @@ def invocation(config: Config) -> tuple[str | None, str | None]:
     if cmd:
         return cmd[0].__name__, getattr(config.cmd_opts, "revision", None)
     return None, None
+
+
+def run_flag(name: str, *, given: bool | None, default: bool) -> bool:
+    """Read a run flag from the caller's options, else ``-x name=...``, else the environment's default."""
+    if given is not None:
+        return given
+    x_args = context.get_x_argument(as_dictionary=True)
+    for key in (name, name.replace("_", "")):
+        if key in x_args:
+            return parse_boolean(f"-x {key}", x_args[key])
+    return default
+
+
+def resolved_invocation() -> tuple[str, str | None]:
+    """For a caller of ``alembic.command`` without atsboost's options: its destination, if it has one."""
+    try:
+        destination = context.get_revision_argument()
+    except KeyError:  # commands without a destination (current, check, revision) do not set one
+        return "read", None
+    if isinstance(destination, tuple):
+        destination = destination[0] if len(destination) == 1 else "heads"
+    return "migrate", destination or "base"

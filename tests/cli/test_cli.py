@@ -191,6 +191,14 @@ def test_init_on_an_empty_database_then_again(invoke, environ, make_engine):
     assert second.stdout.rstrip().endswith("nothing changed: the database was already initialised")
 
 
+def test_migrate_downgrade_minus_one_as_the_readme_shows(invoke, environ):
+    assert invoke("migrate", env=environ).returncode == 0
+    reverted = invoke("migrate", "downgrade", "-1", env=environ)
+    assert reverted.returncode == 0, reverted.stderr
+    assert reverted.stdout.startswith("reverted 1 revision(s) in ")
+    assert reverted.stdout.strip().endswith("now at 055d037ec299")
+
+
 def test_seed_reports_json(invoke, environ):
     assert invoke("migrate", env=environ).returncode == 0
     result = invoke("seed", "--json", env={**environ, "ADMIN_INITIAL_PASSWORD": "a-strong-first-password"})

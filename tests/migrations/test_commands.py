@@ -146,14 +146,60 @@ def test_environment_force_opens_the_gate(make_settings, engine):
     assert version(engine) == [HEAD]
 
 
-def test_production_downgrade_always_needs_force(make_settings, engine):
-    production = make_settings(**PRODUCTION)
+def test_production_downgrade_needs_a_local_force(make_settings, engine):
+    production = make_settings(**PRODUCTION, MIGRATION_FORCE="true")
     migrations.upgrade(production)  # no MIGRATION_REQUIRE_FORCE: upgrades pass
-    with pytest.raises(MigrationRefusedError, match="a downgrade in production always needs force"):
-        migrations.downgrade(production, revision="-1")
+    with pytest.raises(MigrationRefusedError) as info:
+        migrations.downgrade(production, revision="-1")  # MIGRATION_FORCE=true does not count
+    assert "A downgrade needs a decision on the command line: `atsboost-db migrate downgrade" in str(
+        info.value
+    )
     assert version(engine) == [HEAD]
-    migrations.downgrade(production, revision="-1", force=True)
-    assert version(engine) == [INITIAL]
+    result = migrations.downgrade(production, revision="-1", force=True)
+    assert version(engine) == [INITIAL] and result.after == (INITIAL,)
+
+
+def test_production_downgrade_to_base_needs_allow_data_loss_and_lists_the_tables(make_settings, engine):
+    production = make_settings(**PRODUCTION)
+    migrations.upgrade(production)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (email, password_hash) VALUES ('a@b.io', 'x'), ('c@d.io', 'y')"))
+    with pytest.raises(MigrationRefusedError) as info:
+        migrations.downgrade(production, revision="base", force=True)
+    message = str(info.value)
+    assert "it would drop users (2 rows) (a downgrade to base)" in message
+    assert "run again with --allow-data-loss as well as --force" in message
+    assert version(engine) == [HEAD]
+    migrations.downgrade(production, revision="base", force=True, allow_data_loss=True)
+    assert version(engine) == []
+
+
+def test_a_downgrade_that_drops_a_table_with_rows_is_held_back(make_settings, engine, alembic_project):
+    add_revision(
+        alembic_project,
+        "notes01",
+        """
+        op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))
+        """,
+        'op.drop_table("notes")',
+    )
+    production = make_settings(**PRODUCTION, ATSBOOST_ALEMBIC_INI=str(alembic_project))
+    migrations.upgrade(production)
+    migrations.downgrade(production, revision="-1", force=True)  # the table is empty: nothing lost
+    migrations.upgrade(production)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO notes VALUES (1)"))
+    with pytest.raises(MigrationRefusedError, match=r"it would drop notes \(1 rows\)\. If that data may go"):
+        migrations.downgrade(production, revision="-1", force=True)
+    assert version(engine) == ["notes01"]
+
+
+def test_a_downgrade_dry_run_says_what_it_reverts(settings):
+    migrations.upgrade(settings)
+    out = io.StringIO()
+    migrations.downgrade(settings, revision="-1", dry_run=True, output=out)
+    assert f"-- 1 revision(s) to revert, in order:\n--   {HEAD} (performance indexes" in out.getvalue()
+    assert "DROP INDEX CONCURRENTLY" in out.getvalue()
 
 
 def test_failing_revision_leaves_the_previous_revision_and_no_partial_table(
@@ -221,6 +267,10 @@ def test_six_concurrent_upgrades_apply_each_revision_once(environ, engine):
     assert logs.count(f"applied {INITIAL}") == 1
     assert logs.count(f"applied {HEAD}") == 1
     assert version(engine) == [HEAD]
+    # Every one names the revision the database is really at, also those that waited for the lock.
+    summaries = sorted(out.strip() for out, _ in outputs)
+    assert summaries[0].startswith("applied 2 revision(s) in ") and summaries[0].endswith(f"now at {HEAD}")
+    assert summaries[1:] == [f"nothing to migrate: the database is at {HEAD}"] * 5
 
 
 def test_index_revision_runs_while_writes_go_on(settings, engine):

@@ -1,0 +1,79 @@
+"""What a migration would do, seen before it runs: its SQL for the dry run, the tables a downgrade drops.
+
+The tables are read from the downgrade functions' source (``op.drop_table("x")``
+and ``DROP TABLE x``), so a revision that builds table names at run time is not
+seen; a downgrade to base is held back whatever it names.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from alembic import context
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, MetaData, text
+
+from atsboost.config.settings import MigrationSettings
+from atsboost.migrations.options import Revision
+from atsboost.migrations.session import session_timeouts
+
+_DROPS = re.compile(
+    r"""drop_table\(\s*["']([\w.]+)["']|\bDROP TABLE (?:IF EXISTS )?([\w.\"]+)""", re.IGNORECASE
+)
+_SAMPLE = 10_000
+
+
+@dataclass(frozen=True)
+class DroppedTable:
+    """A table a downgrade drops, and how many rows it holds (counted up to a bound)."""
+
+    name: str
+    rows: int
+
+    def __str__(self) -> str:
+        amount = f"over {_SAMPLE:,}" if self.rows > _SAMPLE else f"{self.rows:,}"
+        return f"{self.name} ({amount} rows)"
+
+
+def render_sql(
+    current: Sequence[str], out: TextIO, metadata: list[MetaData], settings: MigrationSettings
+) -> None:
+    """Write the SQL of the command at hand, from ``current``, with the same timeouts as a real run.
+
+    This configures Alembic's context for offline SQL for the rest of the run.
+    """
+    context.configure(
+        dialect_name="postgresql",
+        as_sql=True,
+        # Several heads (branches) are accepted at run time: MigrationContext reads a list.
+        starting_rev=current[0] if len(current) == 1 else (list(current) or None),  # type: ignore[arg-type]
+        literal_binds=True,
+        transaction_per_migration=True,
+        output_buffer=out,
+        target_metadata=metadata,
+    )
+    for statement in session_timeouts(settings):
+        context.execute(statement)
+    context.run_migrations()
+
+
+def dropped_tables(
+    scripts: ScriptDirectory, plan: Sequence[Revision], conn: Connection
+) -> list[DroppedTable]:
+    """Return the existing tables the plan's downgrades drop, with their rows (at most 10,001 counted)."""
+    names: list[str] = []
+    for revision in plan:
+        script = scripts.get_revision(revision.id)
+        if script is not None:
+            names += [a or b for a, b in _DROPS.findall(inspect.getsource(script.module.downgrade))]
+    found = []
+    for name in dict.fromkeys(names):
+        exists = conn.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": name}).scalar_one()
+        if exists:
+            sample = f"SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT {_SAMPLE + 1}) AS sample"
+            found.append(DroppedTable(name.strip('"'), int(conn.exec_driver_sql(sample).scalar_one())))
+    return found
