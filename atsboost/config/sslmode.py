@@ -2,8 +2,9 @@
 
 Precedence: ``DATABASE_DISABLE_SSL=true`` gives ``disable``; else an ``sslmode``
 written in ``DATABASE_URL`` is kept; else ``DATABASE_SSL`` (default true in
-production) gives ``require``, or ``verify-full`` with ``DATABASE_SSL_ROOT_CERT``;
-else libpq's default. Weak choices in production are warned about, never hidden.
+production, and wherever ``DATABASE_SSL_ROOT_CERT`` is set) gives ``require``, or
+``verify-full`` with the CA file; else libpq's default. Weak choices in production
+are warned about, never hidden.
 """
 
 from __future__ import annotations
@@ -60,22 +61,31 @@ def resolve_ssl(
             )
         return SSLSettings(url_mode, root_cert, "sslmode in DATABASE_URL")
     explicit = env.text("DATABASE_SSL") is not None
-    if not env.boolean("DATABASE_SSL", default=production):
+    # A CA file means verification, in every environment: prefer would accept any server.
+    if not env.boolean("DATABASE_SSL", default=production or root_cert is not None):
+        if root_cert is not None:
+            raise ConfigurationError(
+                "DATABASE_SSL=false, but DATABASE_SSL_ROOT_CERT names a CA to verify the server with; "
+                "unset DATABASE_SSL to verify (sslmode=verify-full), or unset DATABASE_SSL_ROOT_CERT"
+            )
         if production:
             warnings.append(
                 "DATABASE_SSL=false in production: libpq's default (prefer) may connect without "
                 "encryption; unset DATABASE_SSL, or set sslmode in DATABASE_URL deliberately"
             )
         origin = "DATABASE_SSL=false" if explicit else f"DATABASE_SSL unset in {environment.value}"
-        return SSLSettings(None, root_cert, origin)
+        return SSLSettings(None, None, origin)
     if url is None:
         raise ConfigurationError(
-            "DATABASE_SSL=true asks for an encrypted connection, but DATABASE_URL is unset and the "
-            "embedded development server has no SSL; set DATABASE_URL or unset DATABASE_SSL"
+            "an encrypted connection is asked for (DATABASE_SSL=true or DATABASE_SSL_ROOT_CERT), but "
+            "DATABASE_URL is unset and the embedded development server has no SSL; set DATABASE_URL, "
+            "or unset DATABASE_SSL and DATABASE_SSL_ROOT_CERT"
         )
-    origin = "DATABASE_SSL=true" if explicit else "production default"
+    origin = "DATABASE_SSL=true" if explicit else "production default" if production else "a CA file"
     if root_cert is not None:
-        return SSLSettings("verify-full", root_cert, f"{origin} with a CA file")
+        return SSLSettings(
+            "verify-full", root_cert, f"{origin} with a CA file" if explicit or production else origin
+        )
     return SSLSettings("require", None, origin)
 
 

@@ -101,8 +101,12 @@ class Database:
         finally:
             monitor.stop()
 
-    def shutdown(self, timeout: float = 10.0) -> ShutdownReport | None:
-        """Shut down gracefully (drain, wait, cancel, close); the second call does nothing."""
+    def shutdown(self, timeout: float = 10.0, *, at_exit: bool = False) -> ShutdownReport | None:
+        """Shut down gracefully (drain, wait, cancel, close); the second call does nothing.
+
+        ``at_exit`` (the interpreter is ending): connections held but running nothing are
+        leaks that nobody will return, so they are closed at once and reported.
+        """
         with self._lock:
             engine, monitor = self._engine, self._monitor
             self._engine, self._monitor = None, None
@@ -110,7 +114,9 @@ class Database:
             if monitor is not None:
                 monitor.stop()
             return None
-        return shutdown_engine(engine, timeout=timeout, monitor=monitor, owner_pid=self._owner_pid)
+        return shutdown_engine(
+            engine, timeout=timeout, monitor=monitor, owner_pid=self._owner_pid, at_exit=at_exit
+        )
 
     def after_fork(self) -> None:
         """In a forked worker: drop the parent's connections unclosed; restart a monitor that ran."""
@@ -139,7 +145,7 @@ class Database:
     def _register_exit_hook(self) -> None:
         if not self._exit_hook:
             self._exit_hook = True
-            atexit.register(self.shutdown)
+            atexit.register(self.shutdown, at_exit=True)
 
 
 @contextmanager

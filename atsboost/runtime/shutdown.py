@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy.engine import Engine
 
 from atsboost.runtime.monitor import HealthMonitor
@@ -31,18 +32,29 @@ _CANCEL_GRACE = 2.0  # seconds for cancelled queries to hand their connections b
 
 @dataclass(frozen=True)
 class ShutdownReport:
-    """What a shutdown did."""
+    """What a shutdown did; ``leaked`` counts connections held, but running nothing, at interpreter exit."""
 
     waited_for: int
     cancelled: int
     abandoned: int
     seconds: float
+    leaked: int = 0
 
 
 def shutdown_engine(
-    engine: Engine, *, timeout: float, monitor: HealthMonitor | None = None, owner_pid: int | None = None
+    engine: Engine,
+    *,
+    timeout: float,
+    monitor: HealthMonitor | None = None,
+    owner_pid: int | None = None,
+    at_exit: bool = False,
 ) -> ShutdownReport:
-    """Shut one engine down gracefully; see the module docstring for the sequence."""
+    """Shut one engine down gracefully; see the module docstring for the sequence.
+
+    With ``at_exit`` (the interpreter is ending, so no code will give a connection
+    back): checked-out connections that run no query are closed at once and
+    reported as leaked; only running queries are waited for.
+    """
     started = time.monotonic()
     if monitor is not None:
         monitor.stop()
@@ -55,14 +67,18 @@ def shutdown_engine(
     in_flight = pool.in_use() if isinstance(pool, IdleTimeoutQueuePool) else []
     if isinstance(pool, IdleTimeoutQueuePool):
         pool.drain()
+    leaked = _close_leaked(in_flight) if at_exit else []
+    in_flight = [entry for entry in in_flight if entry not in leaked]
     logger.info("shutdown: no new connections; waiting up to %gs for %d in-flight", timeout, len(in_flight))
-    remaining = _wait_returned(pool, started + timeout)
-    cancelled = _cancel(remaining)
+    remaining = _wait_returned(pool, started + timeout, leaked)
+    cancelled = _cancel([entry for entry in remaining if _running(entry)])
     if cancelled:
         logger.warning("shutdown: cancelled %d query(ies) still running after %gs", cancelled, timeout)
-        remaining = _wait_returned(pool, time.monotonic() + _CANCEL_GRACE)
+        remaining = _wait_returned(pool, time.monotonic() + _CANCEL_GRACE, leaked)
     engine.dispose()
-    report = ShutdownReport(len(in_flight), cancelled, len(remaining), time.monotonic() - started)
+    report = ShutdownReport(
+        len(in_flight), cancelled, len(remaining), time.monotonic() - started, leaked=len(leaked)
+    )
     logger.info(
         "shutdown: closed every connection in %.2f s (%d waited for, %d cancelled, %d abandoned)",
         report.seconds,
@@ -100,12 +116,37 @@ def _chained(on_signal: Callable[[], Any], previous: Any) -> Callable[[int, Fram
     return handler
 
 
-def _wait_returned(pool: Any, deadline: float) -> list[Any]:
-    in_use = pool.in_use() if isinstance(pool, IdleTimeoutQueuePool) else []
-    while in_use and time.monotonic() < deadline:
+def _running(entry: Any) -> bool:
+    """Tell whether a checked-out connection is running a query right now (libpq says ACTIVE)."""
+    connection = entry.dbapi_connection
+    info = getattr(connection, "info", None)
+    return info is not None and info.transaction_status == TransactionStatus.ACTIVE
+
+
+def _close_leaked(entries: list[Any]) -> list[Any]:
+    """Close, and report, checked-out connections that run nothing: at exit nobody will return them."""
+    leaked = [entry for entry in entries if entry.dbapi_connection is not None and not _running(entry)]
+    for entry in leaked:
+        logger.warning(
+            "shutdown at exit: a connection was checked out and never returned (a leak); closing it. "
+            "Return connections with `with engine.connect()` or session_scope()"
+        )
+        entry.dbapi_connection.close()
+    return leaked
+
+
+def _wait_returned(pool: Any, deadline: float, leaked: list[Any]) -> list[Any]:
+    """Wait until every checked-out connection but the leaked ones is back; return those still out."""
+
+    def out() -> list[Any]:
+        in_use = pool.in_use() if isinstance(pool, IdleTimeoutQueuePool) else []
+        return [entry for entry in in_use if entry not in leaked]
+
+    remaining = out()
+    while remaining and time.monotonic() < deadline:
         time.sleep(0.02)
-        in_use = pool.in_use()
-    return in_use
+        remaining = out()
+    return remaining
 
 
 def _cancel(entries: list[Any]) -> int:

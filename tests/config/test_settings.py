@@ -196,6 +196,8 @@ SSL_CASES = [
     ("production", {"DATABASE_SSL_ROOT_CERT": "CA"}, "", "verify-full", True, False),
     ("development", {"DATABASE_SSL": "true"}, "", "require", False, False),
     ("development", {"DATABASE_SSL": "true", "DATABASE_SSL_ROOT_CERT": "CA"}, "", "verify-full", True, False),
+    ("development", {"DATABASE_SSL_ROOT_CERT": "CA"}, "", "verify-full", True, False),
+    ("testing", {"DATABASE_SSL_ROOT_CERT": "CA"}, "", "verify-full", True, False),
     ("production", {"DATABASE_SSL": "false"}, "", None, False, True),
     ("production", {"DATABASE_DISABLE_SSL": "true"}, "", "disable", False, True),
     ("development", {"DATABASE_DISABLE_SSL": "true"}, "", "disable", False, False),
@@ -277,3 +279,10 @@ def test_admin_defaults():
 def test_invalid_admin_email(email):
     with pytest.raises(ConfigurationError, match=f"ADMIN_EMAIL='{email}' is not an email address"):
         settings_for(ADMIN_EMAIL=email)
+
+
+def test_a_ca_file_with_ssl_switched_off_is_a_contradiction(ca_file):
+    with pytest.raises(ConfigurationError, match="DATABASE_SSL=false, but DATABASE_SSL_ROOT_CERT names a CA"):
+        settings_for(
+            ATSBOOST_ENV="testing", DATABASE_URL=URL, DATABASE_SSL="false", DATABASE_SSL_ROOT_CERT=ca_file
+        )

@@ -154,6 +154,15 @@ def test_an_unknown_ca_fails_with_the_setting_to_change(ssl_server):
     assert "not signed by the CA in DATABASE_SSL_ROOT_CERT" in str(info.value)
 
 
+def test_a_ca_file_means_verification_in_every_environment(ssl_server):
+    environ = env(
+        ssl_server, "localhost", ATSBOOST_ENV="testing", DATABASE_SSL_ROOT_CERT=str(ssl_server["other_ca"])
+    )
+    assert load_settings(environ).ssl.mode == "verify-full"
+    with pytest.raises(DatabaseUnavailableError, match="not signed by the CA in DATABASE_SSL_ROOT_CERT"):
+        connect(environ)
+
+
 def test_a_host_name_mismatch_fails_with_the_setting_to_change(ssl_server):
     environ = env(
         ssl_server, "127.0.0.1", ATSBOOST_ENV="production", DATABASE_SSL_ROOT_CERT=str(ssl_server["ca"])

@@ -157,3 +157,38 @@ def test_a_forked_worker_uses_its_own_connections(environ):
     )
     assert out.returncode == 0, out.stderr
     assert sorted(out.stdout.split("\n")[:2]) == ["child True", "parent True"]
+
+
+LEAK_AT_EXIT = """
+from sqlalchemy import text
+from atsboost import db
+
+held = db.get_engine().connect()  # taken and never given back
+held.execute(text("SELECT 1"))
+print("holding", flush=True)
+"""
+
+
+def test_at_exit_a_leaked_idle_connection_is_closed_at_once_and_reported(environ, make_engine):
+    observer = make_engine(DATABASE_APPLICATION_NAME="atsboost-observer")
+    env = {**environ, "DATABASE_APPLICATION_NAME": APP, "PATH": "/usr/bin:/bin"}
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", LEAK_AT_EXIT], env=env, capture_output=True, text=True, timeout=60
+    )
+    elapsed = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "holding"
+    assert "was checked out and never returned (a leak); closing it" in out.stderr
+    assert "cancelled" not in out.stderr  # nothing was running, so nothing was cancelled
+    assert elapsed < 5  # not the 10 s shutdown timeout
+    assert our_backends(observer) == 0
+
+
+def test_an_idle_connection_past_the_deadline_is_not_counted_as_cancelled(make_engine):
+    engine = make_engine(DATABASE_APPLICATION_NAME=APP)
+    held = engine.connect()
+    held.execute(text("SELECT 1"))
+    report = shutdown_engine(engine, timeout=0.3)
+    assert (report.cancelled, report.abandoned) == (0, 1)
+    held.invalidate()
