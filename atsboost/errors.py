@@ -19,6 +19,10 @@ class DatabaseUnavailableError(AtsboostError):
     """The database could not be reached."""
 
 
+class DatabaseRefusedError(AtsboostError):
+    """The database refused an operation (a missing privilege, say); the message names the fix."""
+
+
 class MigrationError(AtsboostError):
     """A migration could not be planned or applied; the message names the revision."""
 

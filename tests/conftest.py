@@ -361,11 +361,13 @@ def own_cluster(
     port: int | None = None,
     settings: dict[str, str] | None = None,
     files: dict[str, bytes] | None = None,
+    password: str | None = None,
 ) -> Iterator[ControlledServer]:
     """initdb and start a throwaway cluster; as root, as the 'postgres' user (initdb refuses root).
 
     With ``port`` it listens on 127.0.0.1 too; ``settings`` are server settings (-c);
     ``files`` are written into the cluster's directory, owned by the server's user (keys).
+    With ``password``, TCP connections must give it (scram-sha-256); local ones stay trusted.
     """
     user = "postgres" if os.geteuid() == 0 else None
     directory = Path(tempfile.mkdtemp(prefix="atsboost-cluster-"))
@@ -381,7 +383,13 @@ def own_cluster(
         if user:
             for path in [directory, *directory.iterdir()]:
                 shutil.chown(path, user)
-        run(str(bindir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        auth = ["--auth=trust"]
+        if password is not None:
+            (directory / "pwfile").write_text(password)
+            if user:
+                shutil.chown(directory / "pwfile", user)
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={directory / 'pwfile'}"]
+        run(str(bindir / "initdb"), "-D", str(pgdata), "-U", "postgres", *auth, "-E", "UTF8")
         listen = f"-h 127.0.0.1 -p {port}" if port else "-h ''"
         extra = " ".join(f"-c {key}={value}" for key, value in (settings or {}).items())
 
@@ -404,7 +412,7 @@ def own_cluster(
         control("start")
         query = {} if port else {"host": str(pgdata)}
         host = "127.0.0.1" if port else None
-        url = URL.create("postgresql+psycopg", "postgres", None, host, port, "postgres", query)
+        url = URL.create("postgresql+psycopg", "postgres", password, host, port, "postgres", query)
         yield ControlledServer(url, control)
         with contextlib.suppress(subprocess.CalledProcessError):
             control("stop")

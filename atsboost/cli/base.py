@@ -30,13 +30,30 @@ class Group(click.Group):
     """Turn AtsboostError into ``Error: ...`` and exit code 1, with a traceback under --debug."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; report an AtsboostError as one line."""
+        """Run the command; report an AtsboostError, or a database failure, as one line."""
         try:
             return super().invoke(ctx)
-        except AtsboostError as exc:
+        except Exception as exc:
+            error = exc if isinstance(exc, AtsboostError) else _database_error(ctx, exc)
+            if error is None:
+                raise
             if ctx.find_root().meta.get("atsboost.debug"):
                 traceback.print_exc()
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(str(error)) from None
+
+
+def _database_error(ctx: click.Context, exc: Exception) -> AtsboostError | None:
+    """Translate a driver error that escaped a command, as every other path does; else None."""
+    import sqlalchemy.exc  # loaded already if such an error was raised
+
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return None
+    from sqlalchemy.engine import URL
+
+    from atsboost.runtime.diagnosis import database_error
+
+    settings = ctx.ensure_object(Invocation).settings
+    return database_error(settings.url or URL.create("postgresql", database="(embedded)"), exc)
 
 
 @dataclass

@@ -11,11 +11,10 @@ import functools
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL
 
 from atsboost.config.cpus import usable_cpus
 from atsboost.config.environment import Environment as Environment
@@ -26,13 +25,13 @@ from atsboost.config.migration import load_migration_settings
 from atsboost.config.project import find_project
 from atsboost.config.seed import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
 from atsboost.config.seed import SeedSettings, read_seed_settings
-from atsboost.config.sslmode import SSL_MODES, SSLSettings, resolve_ssl
+from atsboost.config.sslmode import SSLSettings, resolve_ssl
+from atsboost.config.urls import DRIVER as DRIVER
+from atsboost.config.urls import DatabaseURL, parse_database_url
 from atsboost.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
-DRIVER = "postgresql+psycopg"
-_SCHEMES = frozenset({"postgres", "postgresql", DRIVER})
 _MAX_PRODUCTION_POOL = 20
 
 
@@ -87,6 +86,7 @@ class Settings:
     seed: SeedSettings
     runtime: RuntimeSettings
     warnings: tuple[str, ...] = ()
+    ssl_key_password: str | None = field(default=None, repr=False)  # sslpassword: never printed
 
     @property
     def embedded(self) -> bool:
@@ -145,12 +145,16 @@ def load_settings(
     project = find_project(cwd or Path.cwd())
     environment, environment_origin = read_environment(env)
     warnings: list[str] = []
-    url, url_ssl_mode, url_root_cert = _database_url(env, environment)
-    ssl = resolve_ssl(env, environment, url, url_ssl_mode, url_root_cert, warnings)
+    parsed = _database_url(env, environment)
+    url = parsed.url if parsed is not None else None
+    mode = parsed.ssl_mode if parsed is not None else None
+    root_cert = parsed.root_cert if parsed is not None else None
+    ssl = resolve_ssl(env, environment, url, mode, root_cert, warnings)
     settings = Settings(
         environment=environment,
         environment_origin=environment_origin,
         url=url,
+        ssl_key_password=parsed.key_password if parsed is not None else None,
         migration_url=_migration_url(env),
         ssl=ssl,
         pool=_pool(env, environment, cpus),
@@ -178,10 +182,8 @@ def production_pool_size(cpus: int) -> int:
     return min(2 * cpus + 1, _MAX_PRODUCTION_POOL)
 
 
-def _database_url(
-    env: EnvironmentVariables, environment: Environment
-) -> tuple[URL | None, str | None, str | None]:
-    """Parse DATABASE_URL; return it without its SSL parameters, and those parameters."""
+def _database_url(env: EnvironmentVariables, environment: Environment) -> DatabaseURL | None:
+    """Parse DATABASE_URL; unset is allowed only in development (the embedded server)."""
     raw = env.text("DATABASE_URL")
     if raw is None:
         if environment is not Environment.DEVELOPMENT:
@@ -189,47 +191,14 @@ def _database_url(
                 f"DATABASE_URL is not set; it is required in {environment.value}: set it to "
                 "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
             )
-        return None, None, None
-    url = _parse_url(raw)
-    mode = url.query.get("sslmode")
-    root_cert = url.query.get("sslrootcert")
-    if isinstance(mode, tuple) or isinstance(root_cert, tuple):
-        raise ConfigurationError("DATABASE_URL repeats sslmode or sslrootcert; give each once")
-    if mode is not None and mode not in SSL_MODES:
-        raise ConfigurationError(
-            f"DATABASE_URL has sslmode={mode!r}, which libpq does not know; use one of "
-            + ", ".join(SSL_MODES)
-        )
-    return url.difference_update_query(["sslmode", "sslrootcert"]), mode, root_cert
+        return None
+    return parse_database_url(raw, "DATABASE_URL")
 
 
 def _migration_url(env: EnvironmentVariables) -> URL | None:
     """DATABASE_MIGRATION_URL: a direct connection for migrations when a pooler is in front."""
     raw = env.text("DATABASE_MIGRATION_URL")
-    if raw is None:
-        return None
-    try:
-        url = _parse_url(raw)
-    except ConfigurationError as exc:
-        raise ConfigurationError(str(exc).replace("DATABASE_URL", "DATABASE_MIGRATION_URL")) from None
-    return url.difference_update_query(["sslmode", "sslrootcert"])
-
-
-def _parse_url(raw: str) -> URL:
-    expected = "expected postgresql://USER:PASSWORD@HOST:5432/DBNAME"
-    try:
-        url = make_url(raw)
-    except ValueError:
-        # Never echo the raw value: it may hold the password.
-        raise ConfigurationError(f"DATABASE_URL has a port that is not a number; {expected}") from None
-    except ArgumentError:
-        raise ConfigurationError(f"DATABASE_URL could not be parsed as a URL; {expected}") from None
-    if url.drivername not in _SCHEMES:
-        raise ConfigurationError(
-            f"DATABASE_URL uses the scheme {url.drivername!r}, but atsboost works with PostgreSQL "
-            "only; use a postgresql:// (or postgres://) URL"
-        )
-    return url.set(drivername=DRIVER)
+    return None if raw is None else parse_database_url(raw, "DATABASE_MIGRATION_URL").url
 
 
 def _pool(env: EnvironmentVariables, environment: Environment, cpus: int | None) -> PoolSettings:

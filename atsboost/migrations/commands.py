@@ -29,7 +29,7 @@ from atsboost.migrations.options import MigrationOptions, MigrationResult, Revis
 from atsboost.migrations.plan import plan
 from atsboost.migrations.project import alembic_config, is_packaged
 from atsboost.migrations.session import migration_engine
-from atsboost.runtime.engine import unavailable
+from atsboost.runtime.diagnosis import database_error
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -97,7 +97,7 @@ def status(settings: Settings | None = None) -> MigrationStatus:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_heads()
     except sqlalchemy.exc.DBAPIError as exc:
-        raise unavailable(engine.url, exc) from None
+        raise database_error(engine.url, exc) from None
     finally:
         engine.dispose()
     try:

@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import MetaData
 
+from atsboost.errors import AtsboostError
 from atsboost.migrations import session
 from atsboost.migrations.online import OnlineRun
 
@@ -31,8 +33,12 @@ def run_migrations(target_metadata: MetaData | Sequence[MetaData] | None = None,
     if offline:
         _run_offline(metadata)
         return
-    with session.connection(context.config) as connection:
-        OnlineRun(connection, metadata).run()
+    try:
+        with session.connection(context.config) as connection:
+            OnlineRun(connection, metadata).run()
+    except AtsboostError as exc:
+        # Alembic's command line prints a CommandError as one FAILED: line; the cause stays attached.
+        raise CommandError(str(exc)) from exc
 
 
 def combined_metadata(target_metadata: MetaData | Sequence[MetaData] | None) -> list[MetaData]:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 from atsboost.config.settings import MigrationSettings, Settings, get_migration_settings, get_settings
 from atsboost.errors import MigrationError
 from atsboost.migrations.options import options_of
+from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.engine import database_url, side_engine
 
 
@@ -53,12 +54,23 @@ def connection(config: Config) -> Iterator[Connection]:
         return
     engine = given if isinstance(given, Engine) else migration_engine(options.settings or get_settings())
     try:
-        with engine.connect() as conn:
+        with _connected(engine) as conn:
             _set(conn, timeouts)
             yield conn
     finally:
         if engine is not given:
             engine.dispose()
+
+
+@contextmanager
+def _connected(engine: Engine) -> Iterator[Connection]:
+    """Connect, turning a failure to connect into the one-line error every command gives."""
+    try:
+        conn = engine.connect()
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise database_error(engine.url, exc) from None
+    with conn:
+        yield conn
 
 
 @contextmanager

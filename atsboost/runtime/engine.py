@@ -14,8 +14,8 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from atsboost.config.settings import Settings
-from atsboost.errors import DatabaseUnavailableError, first_line
 from atsboost.runtime import embedded
+from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.pool import IdleTimeoutQueuePool
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ def connect_args(settings: Settings) -> dict[str, Any]:
         args["sslmode"] = settings.ssl.mode
     if settings.ssl.root_cert is not None and settings.ssl.mode != "disable":
         args["sslrootcert"] = settings.ssl.root_cert
+    if settings.ssl_key_password is not None:
+        args["sslpassword"] = settings.ssl_key_password
     if settings.pool.mode == "transaction":
         # A transaction pooler hands each transaction to any server connection: a statement
         # prepared on one is missing on the next (PgBouncer before 1.21 has no support at all).
@@ -137,7 +139,7 @@ def server_info(engine: Engine) -> ServerInfo:
         with engine.connect() as conn:
             row = conn.execute(_SERVER_INFO_SQL).one()
     except sqlalchemy.exc.DBAPIError as exc:
-        raise unavailable(engine.url, exc) from None
+        raise database_error(engine.url, exc) from None
     latency = (time.perf_counter() - started) * 1000
     return ServerInfo(
         row.version,
@@ -147,43 +149,6 @@ def server_info(engine: Engine) -> ServerInfo:
         round(latency, 1),
         row.max_connections,
         row.reserved,
-    )
-
-
-# libpq's words for the common SSL failures, and what to change for each.
-_SSL_ADVICE = (
-    (
-        "server does not support SSL",
-        "the server does not accept SSL connections, but SSL is required (DATABASE_SSL, on by default in "
-        "production, or sslmode in DATABASE_URL): enable ssl on the server, or, on a private network "
-        "only, set DATABASE_DISABLE_SSL=true",
-    ),
-    (
-        "does not match host name",
-        "the server's certificate is not for the host in DATABASE_URL: connect with the host name the "
-        "certificate names (not an IP address or an alias)",
-    ),
-    (
-        "certificate verify failed",
-        "the server's certificate is not signed by the CA in DATABASE_SSL_ROOT_CERT: point "
-        "DATABASE_SSL_ROOT_CERT at your server's CA file (your provider's CA bundle)",
-    ),
-    ("root certificate file", "verifying the server needs its CA file: set DATABASE_SSL_ROOT_CERT to it"),
-)
-
-
-def unavailable(url: URL, exc: sqlalchemy.exc.DBAPIError) -> DatabaseUnavailableError:
-    """Build the error for a failed connection: the driver's reason and the fix, never the password."""
-    full = str(exc.orig).strip() if exc.orig is not None else str(exc)
-    reason = first_line(exc)
-    if url.password:
-        reason = reason.replace(str(url.password), "***")
-    advice = next((fix for words, fix in _SSL_ADVICE if words in full), None)
-    advice = advice or (
-        "check that the server is running and that DATABASE_URL (host, port, user, password) is right"
-    )
-    return DatabaseUnavailableError(
-        f"cannot connect to {url.render_as_string(hide_password=True)}: {reason}; {advice}"
     )
 
 

@@ -31,6 +31,7 @@ from tenacity import (
 )
 
 from atsboost.errors import TransactionOutcomeUnknownError, first_line
+from atsboost.runtime.diagnosis import database_error, diagnose
 
 logger = logging.getLogger(__name__)
 
@@ -153,12 +154,11 @@ def wait_for_database(engine: Engine, *, seconds: float) -> None:
     """Connect, retrying transient failures with backoff for up to ``seconds`` in total.
 
     During a deploy the database may still be starting; past the budget this raises
-    DatabaseUnavailableError naming the (masked) URL and the last reason.
+    DatabaseUnavailableError naming the (masked) URL and the last reason. A failure
+    that waiting cannot mend (a refused password, SSL, a missing database) stops it at once.
     """
-    from atsboost.runtime.engine import unavailable
-
     retrying = Retrying(
-        retry=retry_if_exception(is_transient),
+        retry=retry_if_exception(lambda exc: is_transient(exc) and not _permanent(exc)),
         stop=stop_after_delay(seconds),
         wait=wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1),
         before_sleep=_log_wait,
@@ -167,7 +167,11 @@ def wait_for_database(engine: Engine, *, seconds: float) -> None:
     try:
         retrying(_ping, engine)
     except sqlalchemy.exc.DBAPIError as exc:
-        raise unavailable(engine.url, exc) from None
+        raise database_error(engine.url, exc) from None
+
+
+def _permanent(exc: BaseException) -> bool:
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and diagnose(exc).permanent
 
 
 def _ping(engine: Engine) -> None:
