@@ -5,6 +5,7 @@ Every error names the file, the plan and the field, and says what is accepted.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from atsboost.errors import CatalogueError
 DEFAULT_CATALOGUE = "atsboost/app/seed_data/plans.toml"
 _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_MAX_INTEGER = 2**31 - 1  # the columns are PostgreSQL integers
 _REQUIRED = ("code", "name", "price_cents", "billing_interval")
 _OPTIONAL = ("currency", "features", "limits", "is_active", "sort_order")
 
@@ -108,7 +110,9 @@ def _plan(label: str, position: int, raw: Any) -> PlanSpec:
             lambda v: isinstance(v, str) and 0 < len(v.strip()) <= 120,
             "must be a non-empty text of at most 120 characters",
         ),
-        price_cents=check("price_cents", _whole_non_negative, "must be a whole number of cents >= 0"),
+        price_cents=check(
+            "price_cents", _whole_non_negative, f"must be a whole number of cents from 0 to {_MAX_INTEGER:,}"
+        ),
         billing_interval=check(
             "billing_interval",
             lambda v: v in BILLING_INTERVALS,
@@ -124,20 +128,24 @@ def _plan(label: str, position: int, raw: Any) -> PlanSpec:
         features=tuple(check("features", _list_of_text, "must be a list of texts"))
         if "features" in raw
         else (),
-        limits=dict(check("limits", _flat_table, "must be a table of names to numbers, booleans or texts"))
+        limits=dict(
+            check("limits", _flat_table, "must be a table of names to finite numbers, booleans or texts")
+        )
         if "limits" in raw
         else {},
         is_active=check("is_active", lambda v: isinstance(v, bool), "must be true or false")
         if "is_active" in raw
         else True,
-        sort_order=check("sort_order", _whole_non_negative, "must be a whole number >= 0")
+        sort_order=check(
+            "sort_order", _whole_non_negative, f"must be a whole number from 0 to {_MAX_INTEGER:,}"
+        )
         if "sort_order" in raw
         else position * 10,
     )
 
 
 def _whole_non_negative(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_INTEGER
 
 
 def _list_of_text(value: Any) -> bool:
@@ -145,4 +153,7 @@ def _list_of_text(value: Any) -> bool:
 
 
 def _flat_table(value: Any) -> bool:
-    return isinstance(value, dict) and all(isinstance(v, int | float | bool | str) for v in value.values())
+    # JSON (and so jsonb) has no inf or nan, which TOML allows.
+    return isinstance(value, dict) and all(
+        isinstance(v, int | bool | str) or (isinstance(v, float) and math.isfinite(v)) for v in value.values()
+    )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from atsboost import migrations
 from atsboost.app.catalogue import PlanSpec, load_catalogue
 from atsboost.app.models import SubscriptionPlan
-from atsboost.app.seed import SeedResult, run
+from atsboost.app.seed import SeedResult, check_admin_password, run
 from atsboost.config.settings import Settings, get_settings
 from atsboost.migrations.options import MigrationResult
 from atsboost.runtime.engine import create_engine
@@ -39,7 +39,9 @@ def initialize(
 ) -> InitResult:
     """First deploy: migrate every branch to its head (every migration gate applies), then seed."""
     settings = settings or get_settings()
-    plans = load_catalogue() if plans is None else plans  # a bad catalogue fails before any work
+    # A bad catalogue or a weak production password fails before anything is written.
+    plans = load_catalogue() if plans is None else plans
+    check_admin_password(settings)
     migration = migrations.upgrade(settings, force=force)
     engine = create_engine(settings)
     try:

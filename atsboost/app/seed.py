@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from atsboost.app.catalogue import PlanSpec, load_catalogue
 from atsboost.app.models import SubscriptionPlan, User
-from atsboost.app.passwords import hash_password
+from atsboost.app.passwords import MIN_LENGTH, hash_password, weakness
 from atsboost.config.settings import DEFAULT_ADMIN_PASSWORD, Environment, Settings, get_settings
 from atsboost.errors import SeedError, SeedRefusedError
 from atsboost.migrations.locks import lock_key
@@ -31,7 +31,6 @@ from atsboost.migrations.revisions import atsboost_head
 
 logger = logging.getLogger(__name__)
 
-MIN_PRODUCTION_PASSWORD = 12
 _SEED_LOCK = lock_key("atsboost:seed")
 
 
@@ -118,23 +117,30 @@ def _ensure_admin(session: Session, settings: Settings) -> tuple[str, bool]:
     return email, True
 
 
-def _admin_password(settings: Settings) -> str:
-    """Return the first admin's password; in production refuse a weak one (nothing gets created)."""
+def check_admin_password(settings: Settings) -> None:
+    """In production, refuse an unset, default or weak first-admin password, before anything is written."""
+    if settings.environment is not Environment.PRODUCTION:
+        return
     password = settings.seed.admin_password
-    if settings.environment is Environment.PRODUCTION:
-        problem = None
-        if password is None:
-            problem = "ADMIN_INITIAL_PASSWORD is not set"
-        elif settings.seed.admin_password_is_default:
-            problem = "ADMIN_INITIAL_PASSWORD is the guide's published default"
-        elif len(password) < MIN_PRODUCTION_PASSWORD:
-            problem = f"ADMIN_INITIAL_PASSWORD is shorter than {MIN_PRODUCTION_PASSWORD} characters"
-        if problem is not None:
-            raise SeedRefusedError(
-                f"refusing to create the first admin in production: {problem}. Nothing was created. "
-                f"Set ADMIN_INITIAL_PASSWORD to a password of at least {MIN_PRODUCTION_PASSWORD} characters "
-                "that is not the documented default; the admin must change it at first login"
-            )
+    problem: str | None = None
+    if password is None:
+        problem = "ADMIN_INITIAL_PASSWORD is not set"
+    elif settings.seed.admin_password_is_default:
+        problem = "ADMIN_INITIAL_PASSWORD is the guide's published default"
+    elif (weak := weakness(password)) is not None:
+        problem = f"ADMIN_INITIAL_PASSWORD is too weak: {weak}"
+    if problem:
+        raise SeedRefusedError(
+            f"refusing to create the first admin in production: {problem}. Nothing was created. "
+            f"Set ADMIN_INITIAL_PASSWORD to a strong password of at least {MIN_LENGTH} characters "
+            "(a passphrase of four or more unrelated words will do); the admin must change it at first login"
+        )
+
+
+def _admin_password(settings: Settings) -> str:
+    """Return the first admin's password; production has refused a weak one before this."""
+    check_admin_password(settings)
+    password = settings.seed.admin_password
     if password is None or settings.seed.admin_password_is_default:
         logger.warning(
             "the first admin gets the documented default password (ADMIN_INITIAL_PASSWORD unset or "

@@ -43,7 +43,7 @@ def load_migration_settings(environ: Mapping[str, str], *, cwd: Path | None = No
         lock_timeout=env.seconds("MIGRATION_LOCK_TIMEOUT", 5.0, minimum=0.01),
         statement_timeout=env.seconds("MIGRATION_STATEMENT_TIMEOUT", 3600.0, minimum=0.01),
         lock_wait=env.seconds("MIGRATION_LOCK_WAIT", 300.0, minimum=0.0),
-        lock_retries=env.integer("MIGRATION_LOCK_RETRIES", 3, minimum=0),
+        lock_retries=env.integer("MIGRATION_LOCK_RETRIES", 3, minimum=0, maximum=100),
         on_startup=env.boolean("DATABASE_MIGRATE_ON_STARTUP", default=True),
         alembic_ini=_alembic_ini(env) or find_project(cwd or Path.cwd()).alembic_ini,
     )

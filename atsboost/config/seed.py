@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+
+from email_validator import EmailNotValidError, validate_email
 
 from atsboost.config.envvars import EnvironmentVariables
 from atsboost.errors import ConfigurationError
 
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 DEFAULT_ADMIN_PASSWORD = "ChangeMe123!"  # the guide's documented default; refused in production
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,15 @@ class SeedSettings:
 
 def read_seed_settings(env: EnvironmentVariables) -> SeedSettings:
     """Read the first admin's email (checked now, before any work) and password (never stripped)."""
-    email = env.text("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
-    if not _EMAIL.fullmatch(email) or "." not in email.rsplit("@", 1)[1]:
+    given = env.text("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+    try:
+        email = validate_email(given, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        shown = given if len(given) <= 80 else given[:77] + "..."
         raise ConfigurationError(
-            f"ADMIN_EMAIL={email!r} is not an email address; set it to the first admin's address, "
-            "e.g. ops@yourcompany.com"
-        )
+            f"ADMIN_EMAIL={shown!r} is not a usable email address ({exc}); set it to the first admin's "
+            "address, e.g. ops@yourcompany.com"
+        ) from None
     # Not stripped: spaces may be part of a password.
     password = env.raw("ADMIN_INITIAL_PASSWORD")
     return SeedSettings(admin_email=email, admin_password=password or None)

@@ -113,7 +113,7 @@ def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSett
     leak = env.seconds("DATABASE_LEAK_THRESHOLD", leak_default or 0.0, minimum=0.0)
     return RuntimeSettings(
         validate_after=env.seconds("DATABASE_VALIDATE_AFTER", 1.0, minimum=0.0),
-        retry_attempts=env.integer("DATABASE_RETRY_ATTEMPTS", 20, minimum=1),
+        retry_attempts=env.integer("DATABASE_RETRY_ATTEMPTS", 20, minimum=1, maximum=1000),
         retry_max_seconds=env.seconds("DATABASE_RETRY_MAX_SECONDS", 15.0, minimum=0.0),
         monitor=env.boolean("DATABASE_HEALTH_MONITOR", default=production),
         health_interval=env.seconds("DATABASE_HEALTH_INTERVAL", 30.0, minimum=0.1),
@@ -158,8 +158,8 @@ def load_settings(
         migration_url=_migration_url(env),
         ssl=ssl,
         pool=_pool(env, environment, cpus),
-        statement_timeout_ms=env.integer("DATABASE_STATEMENT_TIMEOUT", None, minimum=0),
-        connect_timeout=env.integer("DATABASE_CONNECT_TIMEOUT", 10, minimum=1),
+        statement_timeout_ms=env.integer("DATABASE_STATEMENT_TIMEOUT", None, minimum=0, maximum=86_400_000),
+        connect_timeout=env.integer("DATABASE_CONNECT_TIMEOUT", 10, minimum=1, maximum=3600),
         application_name=_application_name(env),
         embedded_dir=_embedded_dir(env, project.root),
         migration=load_migration_settings(environ, cwd=project.root),
@@ -208,12 +208,12 @@ def _pool(env: EnvironmentVariables, environment: Environment, cpus: int | None)
         cpus = cpus or usable_cpus()
         default_size = production_pool_size(cpus)
         origin = f"production default: min(2 x {cpus} usable CPUs + 1, {_MAX_PRODUCTION_POOL})"
-    size = env.integer("DATABASE_POOL_SIZE", None, minimum=1)
+    size = env.integer("DATABASE_POOL_SIZE", None, minimum=1, maximum=1000)
     return PoolSettings(
         size=size or default_size,
-        max_overflow=env.integer("DATABASE_MAX_OVERFLOW", 0, minimum=0),
-        timeout=env.integer("DATABASE_POOL_TIMEOUT", 30, minimum=0),
-        idle_timeout=env.integer("DATABASE_IDLE_TIMEOUT", idle_timeout, minimum=1),
+        max_overflow=env.integer("DATABASE_MAX_OVERFLOW", 0, minimum=0, maximum=1000),
+        timeout=env.integer("DATABASE_POOL_TIMEOUT", 30, minimum=0, maximum=3600),
+        idle_timeout=env.integer("DATABASE_IDLE_TIMEOUT", idle_timeout, minimum=1, maximum=86_400),
         size_origin="DATABASE_POOL_SIZE" if size is not None else origin,
         mode=_pool_mode(env),
     )

@@ -33,6 +33,7 @@ class EngineOptions(TypedDict):
     validate_after: float
     leak_threshold: float | None
     connect_args: dict[str, Any]
+    hide_parameters: bool
 
 
 def connect_args(settings: Settings) -> dict[str, Any]:
@@ -69,6 +70,8 @@ def engine_options(settings: Settings) -> EngineOptions:
         validate_after=settings.runtime.validate_after,
         leak_threshold=settings.runtime.leak_threshold,
         connect_args=connect_args(settings),
+        # Bound values (a password hash, a user's data) never appear in an error message or log.
+        hide_parameters=True,
     )
 
 
@@ -108,7 +111,7 @@ def side_engine(settings: Settings, url: URL, purpose: str, *, connect_timeout: 
         args["connect_timeout"] = connect_timeout
     if url != settings.url:
         args.pop("prepare_threshold", None)  # a pooler's needs belong to DATABASE_URL, not another URL
-    return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args)
+    return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)
 
 
 def _set_local_statement_timeout(engine: Engine, milliseconds: int) -> None:

@@ -44,7 +44,8 @@ def test_defaults_for_optional_fields(tmp_path):
     [
         (
             ("price_cents = 1900", "price_cents = -5"),
-            "plan 'pro' (#2), field 'price_cents': must be a whole number of cents >= 0, got -5",
+            "plan 'pro' (#2), field 'price_cents': "
+            "must be a whole number of cents from 0 to 2,147,483,647, got -5",
         ),
         (('name = "Pro"\n', ""), "plan 'pro' (#2), field 'name': missing"),
         (

@@ -216,7 +216,8 @@ def test_bad_catalogue_fails_before_touching_the_database(invoke, environ, tmp_p
     result = invoke("init", "--plans", str(bad), env=environ)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"Error: {bad}: plan 'pro' (#1), field 'price_cents': must be a whole number of cents >= 0, got -1"
+        f"Error: {bad}: plan 'pro' (#1), field 'price_cents': "
+        "must be a whole number of cents from 0 to 2,147,483,647, got -1"
     )
     assert invoke("migrate", "status", env=environ).returncode == 3  # not even migrated
 
@@ -224,7 +225,7 @@ def test_bad_catalogue_fails_before_touching_the_database(invoke, environ, tmp_p
 def test_invalid_admin_email_is_refused_at_start_up(invoke, environ):
     result = invoke("seed", env={**environ, "ADMIN_EMAIL": "not-an-email"})
     assert result.returncode == 1
-    assert "Error: ADMIN_EMAIL='not-an-email' is not an email address" in result.stderr
+    assert "Error: ADMIN_EMAIL='not-an-email' is not a usable email address" in result.stderr
 
 
 def test_config_prints_the_connection_arithmetic(invoke, environ, make_engine):

@@ -157,14 +157,18 @@ def test_pool_overrides():
         (
             "DATABASE_POOL_SIZE",
             "ten",
-            "DATABASE_POOL_SIZE='ten' is not a whole number; set it to an integer >= 1",
+            "DATABASE_POOL_SIZE='ten' is not usable; set it to a whole number from 1 to 1,000 (plain digits)",
         ),
-        ("DATABASE_POOL_SIZE", "0", "DATABASE_POOL_SIZE=0 is too small; set it to an integer >= 1"),
-        ("DATABASE_MAX_OVERFLOW", "-1", "DATABASE_MAX_OVERFLOW=-1 is too small; set it to an integer >= 0"),
-        ("DATABASE_POOL_TIMEOUT", "2.5", "DATABASE_POOL_TIMEOUT='2.5' is not a whole number"),
-        ("DATABASE_IDLE_TIMEOUT", "0", "DATABASE_IDLE_TIMEOUT=0 is too small"),
-        ("DATABASE_STATEMENT_TIMEOUT", "-5", "DATABASE_STATEMENT_TIMEOUT=-5 is too small"),
-        ("DATABASE_CONNECT_TIMEOUT", "soon", "DATABASE_CONNECT_TIMEOUT='soon' is not a whole number"),
+        ("DATABASE_POOL_SIZE", "0", "DATABASE_POOL_SIZE='0' is not usable; set it to a whole number from 1"),
+        (
+            "DATABASE_MAX_OVERFLOW",
+            "-1",
+            "DATABASE_MAX_OVERFLOW='-1' is not usable; set it to a whole number from 0",
+        ),
+        ("DATABASE_POOL_TIMEOUT", "2.5", "DATABASE_POOL_TIMEOUT='2.5' is not usable"),
+        ("DATABASE_IDLE_TIMEOUT", "0", "DATABASE_IDLE_TIMEOUT='0' is not usable"),
+        ("DATABASE_STATEMENT_TIMEOUT", "-5", "DATABASE_STATEMENT_TIMEOUT='-5' is not usable"),
+        ("DATABASE_CONNECT_TIMEOUT", "soon", "DATABASE_CONNECT_TIMEOUT='soon' is not usable"),
         ("DATABASE_SSL", "maybe", "DATABASE_SSL='maybe' is not a boolean; use true or false"),
         ("DATABASE_DISABLE_SSL", "2", "DATABASE_DISABLE_SSL='2' is not a boolean"),
         ("DATABASE_APPLICATION_NAME", "x" * 64, "PostgreSQL keeps at most 63"),
@@ -277,7 +281,7 @@ def test_admin_defaults():
 
 @pytest.mark.parametrize("email", ["admin", "admin@", "@example.com", "a b@example.com", "admin@localhost"])
 def test_invalid_admin_email(email):
-    with pytest.raises(ConfigurationError, match=f"ADMIN_EMAIL='{email}' is not an email address"):
+    with pytest.raises(ConfigurationError, match=f"ADMIN_EMAIL='{email}' is not a usable email address"):
         settings_for(ADMIN_EMAIL=email)
 
 
