@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # importing migrations would load Alembic with every report
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+_LOCK_NOT_AVAILABLE = "55P03"
 T = TypeVar("T")
 
 
@@ -122,6 +123,8 @@ def report(
         with engine.connect() as conn, conn.begin() as transaction:
             conn.execute(text("SET TRANSACTION READ ONLY"))
             conn.execute(text("SET LOCAL statement_timeout = '2s'"))
+            # Never queue behind a lock (a migration, VACUUM FULL): give up at once and say who holds it.
+            conn.execute(text("SET LOCAL lock_timeout = '50ms'"))
             result.connection = _connection(conn, started, migration_status)
             _collect(conn, result, long_query_seconds, unused_index_bytes)
             if migration_status is None:
@@ -145,7 +148,7 @@ def _collect(conn: Connection, result: HealthReport, long_seconds: float, unused
             with conn.begin_nested():
                 return conn.execute(text(sql), params)
         except sqlalchemy.exc.DBAPIError as exc:
-            raise _SectionFailed(exc) from None
+            raise _SectionFailed(exc, _lock_holders(conn, exc)) from None
 
     def rows(sql: str, **params: Any) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in guarded(sql, params)]
@@ -154,14 +157,22 @@ def _collect(conn: Connection, result: HealthReport, long_seconds: float, unused
         return guarded(sql, params).scalar_one()
 
     result.database_bytes = _section("size", notes, lambda: value(q.DATABASE_SIZE))
-    result.largest_tables = _section("size", notes, lambda: rows(q.LARGEST_TABLES)) or []
+    result.largest_tables = (
+        _section("size", notes, lambda: _unlocked(rows, notes, q.LARGEST_TABLES, q.LARGEST_TABLES_ESTIMATED))
+        or []
+    )
     result.tables = _section("table statistics", notes, lambda: rows(q.TABLE_STATS)) or []
     result.usage = _section("connections", notes, lambda: _usage(rows, value))
     result.long_queries = (
         _section("long queries", notes, lambda: rows(q.LONG_QUERIES, seconds=long_seconds)) or []
     )
     result.blocking = _section("blocking", notes, lambda: rows(q.BLOCKING)) or []
-    result.invalid_indexes = _section("indexes", notes, lambda: rows(q.INVALID_INDEXES)) or []
+    result.invalid_indexes = (
+        _section(
+            "indexes", notes, lambda: _unlocked(rows, notes, q.INVALID_INDEXES, q.INVALID_INDEXES_UNLOCKED)
+        )
+        or []
+    )
     result.unused_indexes = (
         _section("indexes", notes, lambda: rows(q.UNUSED_INDEXES, bytes=unused_bytes)) or []
     )
@@ -180,16 +191,33 @@ def _collect(conn: Connection, result: HealthReport, long_seconds: float, unused
 
 
 def _section(name: str, notes: list[str], collect: Callable[[], T]) -> T | None:
-    """Run one section; if the role may not read it, note that instead of failing the report."""
+    """Run one section; if it cannot be read, note why and what to do instead of failing the report."""
     try:
         return collect()
     except _SectionFailed as failed:
-        exc = failed.error
-        notes.append(
-            f"{name}: not readable by this role ({first_line(exc)}); grant it pg_read_all_stats "
-            "or run the report as the database owner"
-        )
+        notes.append(f"{name}: {failed.advice()}")
         return None
+
+
+def _unlocked(
+    rows: Callable[..., list[dict[str, Any]]], notes: list[str], query: str, without_locks: str
+) -> list[dict[str, Any]]:
+    """Run ``query``; while a table it needs is locked, its lock-free variant, noting who holds the lock."""
+    try:
+        return rows(query)
+    except _SectionFailed as failed:
+        if failed.holders is None:
+            raise
+        notes.append(f"read from the catalog alone while {failed.holders} holds an exclusive lock")
+        return rows(without_locks)
+
+
+def _lock_holders(conn: Connection, exc: sqlalchemy.exc.DBAPIError) -> str | None:
+    """Name the tables and pids whose exclusive lock made a query give up (lock_timeout), else None."""
+    if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+        return None
+    with conn.begin_nested():
+        return str(conn.execute(text(q.LOCK_HOLDERS)).scalar() or "another session")
 
 
 def _connection(conn: Connection, started: float, status: MigrationStatus | None) -> ConnectionInfo:
@@ -243,6 +271,18 @@ def _guarded_revision(conn: Connection) -> list[str]:
 
 
 class _SectionFailed(Exception):
-    def __init__(self, error: sqlalchemy.exc.DBAPIError) -> None:
+    def __init__(self, error: sqlalchemy.exc.DBAPIError, holders: str | None = None) -> None:
         super().__init__(str(error))
         self.error = error
+        self.holders = holders
+
+    def advice(self) -> str:
+        """Say why the section is missing, and what to do, matching the cause."""
+        if self.holders is not None:
+            return f"skipped while {self.holders} holds an exclusive lock it needs; run again after"
+        if getattr(self.error.orig, "sqlstate", None) == "42501":
+            return (
+                f"not readable by this role ({first_line(self.error)}); grant it pg_read_all_stats "
+                "or run the report as the database owner"
+            )
+        return first_line(self.error)

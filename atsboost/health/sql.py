@@ -25,6 +25,28 @@ WHERE c.relkind IN ('r', 'm', 'p') AND {_USER_RELATION}
 ORDER BY total_bytes DESC, 1 LIMIT 10
 """
 
+# The same from the catalog alone (pages as of the last VACUUM, ANALYZE or index build): it takes
+# no lock, so it answers while a table is locked ACCESS EXCLUSIVE (a migration, a VACUUM FULL).
+LARGEST_TABLES_ESTIMATED = f"""
+SELECT "table", table_bytes, index_bytes, table_bytes + index_bytes AS total_bytes FROM (
+  SELECT format('%I.%I', n.nspname, c.relname) AS "table",
+         (c.relpages + COALESCE(t.relpages, 0))::bigint * current_setting('block_size')::int AS table_bytes,
+         COALESCE((SELECT sum(ic.relpages) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                   WHERE i.indrelid = c.oid), 0)::bigint * current_setting('block_size')::int AS index_bytes
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+  WHERE c.relkind IN ('r', 'm', 'p') AND {_USER_RELATION}
+) sizes ORDER BY total_bytes DESC, 1 LIMIT 10
+"""
+
+# Who holds a lock that would make the report wait: named in a note instead.
+LOCK_HOLDERS = """
+SELECT string_agg(DISTINCT format('%s (pid %s)', l.relation::regclass, l.pid), ', ')
+FROM pg_locks l
+WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock'
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
 # Large and sequentially scanned a lot: the guide's "check for missing indexes" (PgHero's rule).
 TABLE_STATS = """
 SELECT format('%I.%I', schemaname, relname) AS "table",
@@ -90,12 +112,21 @@ WHERE NOT i.indisvalid AND {_USER_RELATION}
 ORDER BY 1
 """
 
+# Sizes from the catalog (pages as of the index's build or last VACUUM): no lock taken.
+# The same without the definition, which needs a lock on the table: for while it is locked.
+INVALID_INDEXES_UNLOCKED = INVALID_INDEXES.replace(
+    "pg_get_indexdef(i.indexrelid)", "'(not readable while the table is locked)'"
+)
+
 UNUSED_INDEXES = """
-SELECT format('%I.%I', s.schemaname, s.indexrelname) AS index,
-       format('%I.%I', s.schemaname, s.relname) AS "table",
-       pg_relation_size(s.indexrelid) AS bytes, s.idx_scan AS scans
-FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
-WHERE s.idx_scan = 0 AND NOT i.indisunique AND pg_relation_size(s.indexrelid) >= :bytes
+SELECT index, "table", bytes, scans FROM (
+  SELECT format('%I.%I', s.schemaname, s.indexrelname) AS index,
+         format('%I.%I', s.schemaname, s.relname) AS "table",
+         c.relpages::bigint * current_setting('block_size')::int AS bytes, s.idx_scan AS scans
+  FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
+  JOIN pg_class c ON c.oid = s.indexrelid
+  WHERE s.idx_scan = 0 AND NOT i.indisunique
+) unused WHERE bytes >= :bytes
 ORDER BY bytes DESC
 """
 

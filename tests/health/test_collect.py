@@ -212,3 +212,25 @@ def test_check_honours_database_long_query_seconds(invoke, environ, other):
     assert default.returncode == 0, default.stdout
     assert flagged.returncode == 1, flagged.stdout
     assert "long queries: 1 over 0.5 s" in flagged.stdout
+
+
+def test_the_report_does_not_wait_behind_a_table_lock(migrated, other):
+    with migrated.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("CREATE TABLE dupes (n int)"))
+        conn.execute(text("INSERT INTO dupes VALUES (1), (1)"))
+        with pytest.raises(sqlalchemy.exc.IntegrityError):
+            conn.execute(text("CREATE UNIQUE INDEX CONCURRENTLY dupes_n ON dupes (n)"))
+    with other.connect() as locker:
+        locker_pid = locker.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        locker.execute(text("LOCK TABLE dupes, users IN ACCESS EXCLUSIVE MODE"))
+        started = time.monotonic()
+        found = report(migrated)
+        elapsed = time.monotonic() - started
+        locker.rollback()
+    assert elapsed < 2, found.notes
+    assert [i["index"] for i in found.invalid_indexes] == ["public.dupes_n"]
+    assert found.largest_tables, found.notes  # sizes come from the catalog while the tables are locked
+    assert all("not readable by this role" not in note for note in found.notes), found.notes
+    locked = [note for note in found.notes if "holds an exclusive lock" in note]
+    assert locked and all(f"pid {locker_pid}" in note for note in locked), found.notes
