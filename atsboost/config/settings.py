@@ -60,12 +60,14 @@ class RuntimeSettings:
     """Resilience at run time: retry budget, stale-connection checks, monitor, leak detection."""
 
     validate_after: float
-    retry_attempts: int
+    retry_attempts: int | None  # None: as many as fit in retry_max_seconds
     retry_max_seconds: float
     monitor: bool
     health_interval: float
     long_query_seconds: float
     leak_threshold: float | None
+    stall_timeout: float = 15.0  # a dead network link is noticed within this many seconds
+    max_lifetime: float | None = 1800.0  # connections are replaced before this age (jittered)
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,9 @@ def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSett
     leak = env.seconds("DATABASE_LEAK_THRESHOLD", leak_default or 0.0, minimum=0.0)
     return RuntimeSettings(
         validate_after=env.seconds("DATABASE_VALIDATE_AFTER", 1.0, minimum=0.0),
-        retry_attempts=env.integer("DATABASE_RETRY_ATTEMPTS", 20, minimum=1, maximum=1000),
+        retry_attempts=env.integer("DATABASE_RETRY_ATTEMPTS", None, minimum=1, maximum=1000),
+        stall_timeout=env.seconds("DATABASE_STALL_TIMEOUT", 15.0, minimum=2.0, maximum=600.0),
+        max_lifetime=env.seconds("DATABASE_MAX_LIFETIME", 1800.0, minimum=0.0) or None,
         retry_max_seconds=env.seconds("DATABASE_RETRY_MAX_SECONDS", 15.0, minimum=0.0),
         monitor=env.boolean("DATABASE_HEALTH_MONITOR", default=production),
         health_interval=env.seconds("DATABASE_HEALTH_INTERVAL", 30.0, minimum=0.1),

@@ -32,15 +32,24 @@ class EngineOptions(TypedDict):
     idle_timeout: float
     validate_after: float
     leak_threshold: float | None
+    max_lifetime: float | None
     connect_args: dict[str, Any]
     hide_parameters: bool
 
 
 def connect_args(settings: Settings) -> dict[str, Any]:
     """Return the libpq connection parameters the settings call for."""
+    stall = settings.runtime.stall_timeout
     args: dict[str, Any] = {
         "application_name": settings.application_name,
         "connect_timeout": settings.connect_timeout,
+        # A dead link (a failed-over endpoint, a changed firewall) answers nothing, not even an error:
+        # keepalives notice it on an idle socket, tcp_user_timeout when data goes unacknowledged.
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(stall / 3)),
+        "keepalives_interval": max(1, round(stall / 9)),
+        "keepalives_count": 3,
+        "tcp_user_timeout": round(stall * 1000),
     }
     if settings.ssl.mode is not None:
         args["sslmode"] = settings.ssl.mode
@@ -69,6 +78,7 @@ def engine_options(settings: Settings) -> EngineOptions:
         idle_timeout=settings.pool.idle_timeout,
         validate_after=settings.runtime.validate_after,
         leak_threshold=settings.runtime.leak_threshold,
+        max_lifetime=settings.runtime.max_lifetime,
         connect_args=connect_args(settings),
         # Bound values (a password hash, a user's data) never appear in an error message or log.
         hide_parameters=True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import random
 import threading
 import time
 import traceback
@@ -34,6 +35,8 @@ from atsboost.runtime.pool_internals import QueuePoolInternals
 logger = logging.getLogger(__name__)
 
 _IDLE_SINCE = "atsboost.idle_since"
+_RETIRE_AT = "atsboost.retire_at"
+_JITTER = 0.1  # retire connections up to 10 % early, so those opened together do not all reconnect at once
 
 
 @dataclass
@@ -59,6 +62,7 @@ class IdleTimeoutQueuePool(QueuePool):
         idle_timeout: float | None = None,
         validate_after: float = 1.0,
         leak_threshold: float | None = None,
+        max_lifetime: float | None = None,
         **kw: Any,
     ) -> None:
         kw.setdefault("use_lifo", True)
@@ -66,6 +70,7 @@ class IdleTimeoutQueuePool(QueuePool):
         self._idle_timeout = idle_timeout
         self._validate_after = validate_after
         self._leak_threshold = leak_threshold
+        self._max_lifetime = max_lifetime
         self._checked_out: dict[ConnectionPoolEntry, _Checkout] = {}
         self._draining = False
         self._handoff = threading.Lock()
@@ -134,6 +139,7 @@ class IdleTimeoutQueuePool(QueuePool):
         new._idle_timeout = self._idle_timeout
         new._validate_after = self._validate_after
         new._leak_threshold = self._leak_threshold
+        new._max_lifetime = self._max_lifetime
         return new
 
     # _do_return_conn and _do_get are the two hooks every SQLAlchemy pool class implements to say
@@ -196,9 +202,11 @@ class IdleTimeoutQueuePool(QueuePool):
         record = self._acquire()
         if self._expired(record):
             # Closing the DBAPI connection makes the entry reconnect on checkout.
+            record.info.pop(_RETIRE_AT, None)
             record.close()
         elif self._idle_for(record) > self._validate_after:
             self._validate(record)
+        self._stamp_lifetime(record)
         stack = leaks.capture_stack() if self._leak_threshold is not None else None
         self._checked_out[record] = _Checkout(time.monotonic(), stack)
         self._start_reaper()
@@ -227,9 +235,19 @@ class IdleTimeoutQueuePool(QueuePool):
         return time.monotonic() - float(idle_since)
 
     def _expired(self, record: ConnectionPoolEntry) -> bool:
-        return self._idle_timeout is not None and self._idle_for(record) > self._idle_timeout
+        """Idle past the idle timeout, or older than the (jittered) maximum lifetime."""
+        if self._idle_timeout is not None and self._idle_for(record) > self._idle_timeout:
+            return True
+        retire_at = record.info.get(_RETIRE_AT)
+        return retire_at is not None and time.monotonic() >= retire_at
+
+    def _stamp_lifetime(self, record: ConnectionPoolEntry) -> None:
+        if self._max_lifetime is not None and _RETIRE_AT not in record.info:
+            lifetime = self._max_lifetime * (1 - random.random() * _JITTER)
+            record.info[_RETIRE_AT] = time.monotonic() + lifetime
 
     def _discard(self, record: ConnectionPoolEntry) -> None:
+        record.info.pop(_RETIRE_AT, None)
         try:
             record.close()
         finally:
@@ -246,7 +264,9 @@ class IdleTimeoutQueuePool(QueuePool):
             if self._reaper_pid == os.getpid():
                 return
             self._reaper_pid = os.getpid()
-            periods = [t for t in (self._idle_timeout, self._leak_threshold) if t is not None]
+            periods = [
+                t for t in (self._idle_timeout, self._leak_threshold, self._max_lifetime) if t is not None
+            ]
             interval = min(max(min(periods) / 4, 0.1), 5.0)
             thread = threading.Thread(
                 target=_reap_forever,

@@ -13,6 +13,7 @@ caller declared it idempotent; otherwise TransactionOutcomeUnknownError.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,7 +25,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_after_attempt,
     stop_after_delay,
     wait_exponential,
     wait_random,
@@ -72,7 +72,7 @@ def run_transaction(
     *,
     engine: Engine,
     idempotent: bool = False,
-    attempts: int = 20,
+    attempts: int | None = None,
     max_seconds: float = 15.0,
     isolation_level: str | None = None,
     read_only: bool = False,
@@ -80,9 +80,10 @@ def run_transaction(
     """Run ``fn(session)`` in a transaction and commit; on a transient error, run it all again.
 
     ``fn`` must have no side effects outside the database (it may run several
-    times). It makes at most ``attempts`` attempts within ``max_seconds`` (the
-    defaults of DATABASE_RETRY_ATTEMPTS and DATABASE_RETRY_MAX_SECONDS, which
-    ``atsboost.db.run_transaction`` applies from the settings). Pass
+    times). ``max_seconds`` (DATABASE_RETRY_MAX_SECONDS through ``atsboost.db``) is
+    a wall-clock deadline: no attempt starts after it, and no backoff sleeps past
+    it; an attempt under way is bounded by the connection's own stall and statement
+    timeouts. ``attempts`` optionally caps the count as well. Pass
     ``idempotent=True`` when running ``fn`` twice is harmless, so a connection lost
     during COMMIT is retried too. With
     ``read_only=True`` the server refuses writes, so a connection lost at COMMIT
@@ -93,17 +94,24 @@ def run_transaction(
         bind = bind.execution_options(isolation_level=isolation_level)
     if read_only:
         bind = bind.execution_options(postgresql_readonly=True)  # BEGIN READ ONLY, no extra round trip
+    deadline = time.monotonic() + max_seconds
     # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
     # only built after a transient failure, which it is then handed as its attempt 1.
     try:
         return _attempt(fn, bind, idempotent, read_only)
     except Exception as exc:
-        if not is_transient(exc) or attempts <= 1:
+        if not is_transient(exc) or attempts == 1 or time.monotonic() >= deadline:
             raise
         first_failure: BaseException | None = exc
+
+    def stop(state: RetryCallState) -> bool:
+        """Stop at the attempt cap, or when the next attempt would start past the deadline."""
+        capped = attempts is not None and state.attempt_number >= attempts
+        return capped or time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline
+
     retrying = Retrying(
         retry=retry_if_exception(is_transient),
-        stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
+        stop=stop,
         wait=wait_exponential(multiplier=0.05, max=0.5) + wait_random(0, 0.05),
         before_sleep=_log_retry,
         reraise=True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,6 +76,9 @@ def shutdown_engine(
     if cancelled:
         logger.warning("shutdown: cancelled %d query(ies) still running after %gs", cancelled, timeout)
         remaining = _wait_returned(pool, time.monotonic() + _CANCEL_GRACE, leaked)
+    if remaining:
+        logger.warning("shutdown: closing %d connection(s) that did not come back", len(remaining))
+        _close_abandoned(remaining)
     engine.dispose()
     report = ShutdownReport(
         len(in_flight), cancelled, len(remaining), time.monotonic() - started, leaked=len(leaked)
@@ -150,14 +154,35 @@ def _wait_returned(pool: Any, deadline: float, leaked: list[Any]) -> list[Any]:
 
 
 def _cancel(entries: list[Any]) -> int:
-    cancelled = 0
+    """Cancel the running queries all at once, each bounded: a dead link must not stall shutdown."""
+    outcomes: list[bool] = []
+
+    def cancel(connection: Any) -> None:
+        try:
+            connection.cancel_safe(timeout=_CANCEL_GRACE)
+            outcomes.append(True)
+        except Exception as exc:  # a dead link cannot carry a cancel; closing the socket ends the query
+            logger.debug("could not cancel a query: %s", exc)
+
+    threads = [
+        threading.Thread(target=cancel, args=(entry.dbapi_connection,), daemon=True)
+        for entry in entries
+        if entry.dbapi_connection is not None
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + _CANCEL_GRACE + 0.5
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return len(outcomes)
+
+
+def _close_abandoned(entries: list[Any]) -> None:
+    """Close what did not come back even after a cancel: its socket, so the holder gets an error."""
     for entry in entries:
         connection = entry.dbapi_connection
-        if connection is None:
-            continue
-        try:
-            connection.cancel_safe() if hasattr(connection, "cancel_safe") else connection.cancel()
-            cancelled += 1
-        except Exception as exc:  # a dead connection cannot be cancelled; dispose closes it anyway
-            logger.debug("could not cancel a query: %s", exc)
-    return cancelled
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception as exc:  # closing a dead link may complain; it is closed all the same
+                logger.debug("closing an abandoned connection: %s", exc)
