@@ -105,3 +105,15 @@ def test_a_waiter_times_out_with_sqlalchemys_error(make_engine):
         pytest.raises(sqlalchemy.exc.TimeoutError, match="QueuePool limit of size 1 overflow 0"),
     ):
         engine.connect()
+
+
+def test_a_connection_past_its_maximum_lifetime_is_replaced_without_an_error(make_engine):
+    engine = make_engine(DATABASE_MAX_LIFETIME="1", DATABASE_IDLE_TIMEOUT="3600")
+    with engine.connect() as conn:
+        first = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() == first  # still young
+    time.sleep(1.1)
+    with engine.connect() as conn:
+        replaced = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    assert replaced != first
