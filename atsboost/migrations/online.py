@@ -33,6 +33,7 @@ from tenacity import (
 
 from atsboost.errors import AtsboostError, MigrationError, first_line
 from atsboost.migrations.gate import Gate
+from atsboost.migrations.leftovers import left_behind, snapshot
 from atsboost.migrations.locks import Blocker, BlockerWatch, advisory_lock, lock_key
 from atsboost.migrations.options import (
     AppliedRevision,
@@ -78,6 +79,7 @@ class OnlineRun:
         self._done: set[str] = set()
         self._since = time.perf_counter()
         self._blockers: list[Blocker] = []
+        self._objects: frozenset[str] = frozenset()
 
     def run(self) -> None:
         """Run it; failures reach Alembic as one CommandError line, with atsboost's error as the cause."""
@@ -188,6 +190,7 @@ class OnlineRun:
         if not self.external:
             self.conn.begin()  # so alembic_version and the first revision commit together
         pid = self.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        self._objects = snapshot(self.conn)
         interval = min(0.5, self.settings.lock_timeout / 3)
         self._since = time.perf_counter()
         self._announce()
@@ -227,6 +230,7 @@ class OnlineRun:
         done = done or Revision(str(step.up_revision_id), "")
         self._done.add(done.id)
         self.result.applied.append(AppliedRevision(done.id, done.message, step.is_upgrade, seconds))
+        self._objects = snapshot(self.conn)
         logger.info("%s %s in %.2f s", "applied" if step.is_upgrade else "reverted", done, seconds)
         self._announce()
 
@@ -261,6 +265,14 @@ class OnlineRun:
                 f"after {self.settings.lock_retries + 1} attempts; blocked by {blockers}. Statement: "
                 f"{statement}. It was rolled back; let the blocking transaction finish, or end it "
                 f"(SELECT pg_terminate_backend({pids})), and run again"
+            )
+        stayed = [] if self.external else left_behind(self._objects, self.conn)
+        if stayed:
+            return MigrationError(
+                f"{where} failed: {first_line(exc)}. Statement: {statement}. A step outside its "
+                f"transaction had already committed, so these stayed behind: {', '.join(stayed)}; the "
+                "recorded revision is still the one before. Make the revision's steps idempotent (IF NOT "
+                "EXISTS; atsboost.migrations.ops.create_index_concurrently), or drop them, then run again"
             )
         return MigrationError(
             f"{where} failed and was rolled back: {first_line(exc)}. Statement: {statement}. The database "

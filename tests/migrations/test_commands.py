@@ -499,3 +499,31 @@ def test_tools_calling_alembic_s_command_api_get_the_same_run(settings, engine, 
     assert version(engine) == [INITIAL]
     command.downgrade(config(), "base")
     assert version(engine) == []
+
+
+def test_a_failure_after_a_step_outside_the_transaction_says_what_stayed_behind(
+    make_settings, engine, alembic_project
+):
+    steps = """
+        op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True), sa.Column("body", sa.Text){}
+        )
+        from atsboost.migrations.ops import create_index_concurrently
+        create_index_concurrently("ix_notes_body", "notes", ["body"])
+        {}
+        """
+    add_revision(alembic_project, "notes02", steps.format("", 'op.execute("SELECT 1 / 0")'))
+    settings = make_settings(ATSBOOST_ALEMBIC_INI=str(alembic_project))
+    with pytest.raises(MigrationError) as info:
+        migrations.upgrade(settings)
+    message = str(info.value)
+    assert "revision notes02 (notes02) failed: division by zero" in message
+    stayed = set(message.split("these stayed behind: ", 1)[1].split(";", 1)[0].split(", "))
+    assert {"table public.notes", "index public.ix_notes_body", "sequence public.notes_id_seq"} <= stayed
+    assert "was rolled back" not in message
+    assert version(engine) == [HEAD]
+    # Written idempotently, as the message advises, the same revision now converges.
+    for path in (alembic_project.parent / "alembic" / "versions").glob("*notes02*"):
+        path.unlink()
+    add_revision(alembic_project, "notes02", steps.format(", if_not_exists=True", "pass"))
+    migrations.upgrade(settings)
+    assert version(engine) == ["notes02"]
