@@ -88,7 +88,8 @@ class Settings:
     seed: SeedSettings
     runtime: RuntimeSettings
     warnings: tuple[str, ...] = ()
-    ssl_key_password: str | None = field(default=None, repr=False)  # sslpassword: never printed
+    # Secret libpq options from DATABASE_URL's query (sslpassword, ...): never printed.
+    connect_secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -158,7 +159,7 @@ def load_settings(
         environment=environment,
         environment_origin=environment_origin,
         url=url,
-        ssl_key_password=parsed.key_password if parsed is not None else None,
+        connect_secrets=parsed.secrets if parsed is not None else {},
         migration_url=_migration_url(env),
         ssl=ssl,
         pool=_pool(env, environment, cpus),

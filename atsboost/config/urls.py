@@ -1,10 +1,11 @@
 """Database URLs: parsed once, checked, and with every secret where SQLAlchemy masks it.
 
-libpq accepts a password in the user-info (``user:secret@host``) or as the query
-parameters ``password=`` and ``sslpassword=``. SQLAlchemy masks only the first when
-it prints a URL (reprs, logs, errors), so the query forms are moved: ``password``
-into the user-info, ``sslpassword`` into a field that is never printed. A raw URL
-is never echoed in a message.
+libpq accepts a password in the user-info (``user:secret@host``) or as query
+parameters: ``password=``, ``sslpassword=`` (a client key's) and, from libpq 18,
+``oauth_client_secret=``. SQLAlchemy masks only the first when it prints a URL
+(reprs, logs, errors), so the query forms are moved: ``password`` into the
+user-info, the others into a mapping that is never printed and goes straight to
+the driver. A raw URL is never echoed in a message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from atsboost.errors import ConfigurationError
 
 DRIVER = "postgresql+psycopg"
 _SCHEMES = frozenset({"postgres", "postgresql", DRIVER})
+SECRET_PARAMETERS = ("sslpassword", "oauth_client_secret")  # libpq's secret options besides password
 _EXPECTED = "expected postgresql://USER:PASSWORD@HOST:5432/DBNAME"
 
 
@@ -29,7 +31,7 @@ class DatabaseURL:
     url: URL
     ssl_mode: str | None = None
     root_cert: str | None = None
-    key_password: str | None = field(default=None, repr=False)
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def parse_database_url(raw: str, variable: str) -> DatabaseURL:
@@ -46,8 +48,8 @@ def parse_database_url(raw: str, variable: str) -> DatabaseURL:
             f"{variable} uses the scheme {url.drivername!r}, but atsboost works with PostgreSQL "
             "only; use a postgresql:// (or postgres://) URL"
         )
-    names = ("sslmode", "sslrootcert", "password", "sslpassword")
-    mode, root_cert, password, key_password = (_single(url, name, variable) for name in names)
+    names = ("sslmode", "sslrootcert", "password", *SECRET_PARAMETERS)
+    mode, root_cert, password, *secret_values = (_single(url, name, variable) for name in names)
     if mode is not None and mode not in SSL_MODES:
         raise ConfigurationError(
             f"{variable} has sslmode={mode!r}, which libpq does not know; use one of " + ", ".join(SSL_MODES)
@@ -59,7 +61,8 @@ def parse_database_url(raw: str, variable: str) -> DatabaseURL:
     url = url.difference_update_query(names).set(drivername=DRIVER)
     if password is not None:
         url = url.set(password=password)
-    return DatabaseURL(url, mode, root_cert, key_password)
+    secrets = {name: value for name, value in zip(SECRET_PARAMETERS, secret_values, strict=True) if value}
+    return DatabaseURL(url, mode, root_cert, secrets)
 
 
 def _single(url: URL, name: str, variable: str) -> str | None:

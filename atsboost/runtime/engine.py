@@ -55,8 +55,7 @@ def connect_args(settings: Settings) -> dict[str, Any]:
         args["sslmode"] = settings.ssl.mode
     if settings.ssl.root_cert is not None and settings.ssl.mode != "disable":
         args["sslrootcert"] = settings.ssl.root_cert
-    if settings.ssl_key_password is not None:
-        args["sslpassword"] = settings.ssl_key_password
+    args.update(settings.connect_secrets)
     if settings.pool.mode == "transaction":
         # A transaction pooler hands each transaction to any server connection: a statement
         # prepared on one is missing on the next (PgBouncer before 1.21 has no support at all).

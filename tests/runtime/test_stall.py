@@ -73,7 +73,7 @@ def test_calls_stay_bounded_and_nothing_is_lost_while_the_link_is_down(isolated,
         thread.start()
     time.sleep(2)
     isolated.link(up=False)
-    time.sleep(12)
+    time.sleep(30)
     isolated.link(up=True)
     time.sleep(BOUND + 3)
     stop.set()
