@@ -31,6 +31,16 @@ def other(make_engine):
     return make_engine(DATABASE_APPLICATION_NAME="someone-else")
 
 
+def plant_invalid_index(engine):
+    """Leave public.dupes_n INVALID, as a failed CREATE UNIQUE INDEX CONCURRENTLY does."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("CREATE TABLE dupes (n int)"))
+        conn.execute(text("INSERT INTO dupes VALUES (1), (1)"))
+        with pytest.raises(sqlalchemy.exc.IntegrityError):
+            conn.execute(text("CREATE UNIQUE INDEX CONCURRENTLY dupes_n ON dupes (n)"))
+
+
 def test_a_sleeping_query_is_listed_with_its_pid(migrated, other):
     pids = []
 
@@ -75,12 +85,7 @@ def test_a_blocked_update_shows_the_blocking_pair(migrated, other):
 
 
 def test_an_invalid_index_from_a_failed_concurrent_build_is_flagged(migrated):
-    with migrated.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.execute(text("CREATE TABLE dupes (n int)"))
-        conn.execute(text("INSERT INTO dupes VALUES (1), (1)"))
-        with pytest.raises(sqlalchemy.exc.IntegrityError):
-            conn.execute(text("CREATE UNIQUE INDEX CONCURRENTLY dupes_n ON dupes (n)"))
+    plant_invalid_index(migrated)
     found = report(migrated)
     assert [(i["index"], i["table"]) for i in found.invalid_indexes] == [("public.dupes_n", "dupes")]
     checks = {c.name: c for c in evaluate(found, Thresholds())}
@@ -215,12 +220,7 @@ def test_check_honours_database_long_query_seconds(invoke, environ, other):
 
 
 def test_the_report_does_not_wait_behind_a_table_lock(migrated, other):
-    with migrated.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.execute(text("CREATE TABLE dupes (n int)"))
-        conn.execute(text("INSERT INTO dupes VALUES (1), (1)"))
-        with pytest.raises(sqlalchemy.exc.IntegrityError):
-            conn.execute(text("CREATE UNIQUE INDEX CONCURRENTLY dupes_n ON dupes (n)"))
+    plant_invalid_index(migrated)
     with other.connect() as locker:
         locker_pid = locker.execute(text("SELECT pg_backend_pid()")).scalar_one()
         locker.execute(text("LOCK TABLE dupes, users IN ACCESS EXCLUSIVE MODE"))
