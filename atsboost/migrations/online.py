@@ -20,7 +20,6 @@ from typing import Any, TextIO
 import sqlalchemy
 from alembic import context
 from alembic.runtime.migration import MigrationContext, MigrationInfo
-from alembic.util import CommandError
 from sqlalchemy import Connection, MetaData, text
 from tenacity import (
     RetryCallState,
@@ -82,23 +81,8 @@ class OnlineRun:
         self._objects: frozenset[str] = frozenset()
 
     def run(self) -> None:
-        """Run it; failures reach Alembic as one CommandError line, with atsboost's error as the cause."""
+        """Run it; an AtsboostError says what failed (run_migrations hands it to Alembic as one line)."""
         self._configure()
-        try:
-            self._run_guarded()
-        except AtsboostError as exc:
-            raise CommandError(str(exc)) from exc
-
-    def _configure(self) -> None:
-        context.configure(
-            connection=self.conn,
-            target_metadata=self.metadata,
-            transaction_per_migration=True,
-            on_version_apply=self._applied,
-            process_revision_directives=rewrite(self.metadata),
-        )
-
-    def _run_guarded(self) -> None:
         if self.command is None:
             self.command, self.destination = resolved_invocation()
         if self.command not in _WRITING:
@@ -108,6 +92,15 @@ class OnlineRun:
                 self._apply_once()
         else:
             self._migrate()
+
+    def _configure(self) -> None:
+        context.configure(
+            connection=self.conn,
+            target_metadata=self.metadata,
+            transaction_per_migration=True,
+            on_version_apply=self._applied,
+            process_revision_directives=rewrite(self.metadata),
+        )
 
     def _migrate(self) -> None:
         started = time.perf_counter()
