@@ -109,6 +109,22 @@ def migrate_init(directory: Path) -> None:
     )
 
 
+@migrate.command("check")
+@pass_invocation
+def migrate_check(invocation: Invocation) -> None:
+    """Compare the models with the migrations (a CI step): exit 0 when they match, 1 listing the drift."""
+    from atsboost import migrations
+
+    differences = migrations.check(invocation.settings)
+    if not differences:
+        click.echo("the models match the migrations")
+        return
+    click.echo(f"the models differ from the migrations in {len(differences)} place(s); write a revision:")
+    for difference in differences:
+        click.echo(f"  {difference}")
+    raise SystemExit(1)
+
+
 @migrate.command("status")
 @json_option
 @pass_invocation

@@ -5,7 +5,7 @@ command API; ``run_migrations`` is what an ``env.py`` calls; ``init_project``
 writes an application's Alembic project (``atsboost-db migrate init``).
 """
 
-from atsboost.migrations.commands import MigrationStatus, create, downgrade, merge, status, upgrade
+from atsboost.migrations.commands import MigrationStatus, check, create, downgrade, merge, status, upgrade
 from atsboost.migrations.environment import run_migrations
 from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
 from atsboost.migrations.project import alembic_config, init_project
@@ -16,6 +16,7 @@ __all__ = [
     "MigrationStatus",
     "Revision",
     "alembic_config",
+    "check",
     "create",
     "downgrade",
     "init_project",

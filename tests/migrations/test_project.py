@@ -168,3 +168,23 @@ def test_creating_a_revision_needs_a_project(invoke, environ):
     assert result.returncode == 1
     assert "there is no Alembic project here" in result.stderr
     assert "`atsboost-db migrate init`" in result.stderr
+
+
+def test_migrate_check_finds_a_model_without_a_revision(app, invoke, environ):
+    assert invoke("migrate", env=environ).returncode == 0
+    drift = invoke("migrate", "check", env=environ)
+    assert drift.returncode == 1
+    assert "the models differ from the migrations in 2 place(s); write a revision:" in drift.stdout
+    assert "  add table: notes\n" in drift.stdout
+    assert "  execute: CREATE TRIGGER notes_set_updated_at BEFORE UPDATE ON notes" in drift.stdout
+    assert invoke("migrate", "create", "add_notes", "--autogenerate", env=environ).returncode == 0
+    assert invoke("migrate", env=environ).returncode == 0
+    clean = invoke("migrate", "check", env=environ)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert clean.stdout.strip() == "the models match the migrations"
+
+
+def test_migrate_check_wants_a_database_at_head(invoke, environ):
+    result = invoke("migrate", "check", env=environ)
+    assert result.returncode == 1
+    assert "has revisions pending: run `atsboost-db migrate` first" in result.stderr
