@@ -125,6 +125,36 @@ def migrate_check(invocation: Invocation) -> None:
     raise SystemExit(1)
 
 
+@migrate.command("lint")
+@click.option(
+    "--range", "span", help="Lint the revisions after A up to B, e.g. base:heads (default: pending)."
+)
+@json_option
+@pass_invocation
+def migrate_lint(invocation: Invocation, *, span: str | None, as_json: bool) -> None:
+    """Check revisions for statements that lock live tables, rewrite them or lose data.
+
+    Exit 0 clean, 1 warnings only, 2 errors. A revision waives a rule with a comment:
+    # atsboost: allow AB001 -- the reason
+    """
+    from atsboost import migrations
+    from atsboost.migrations.lint import EXIT_CODES, lint
+
+    settings = invocation.settings
+    chosen = None if span else [r.id for r in migrations.status(settings).pending]
+    report = lint(settings, revisions=chosen, span=span)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for finding in report.findings:
+            waived = f" (waived: {finding.waived})" if finding.waived else ""
+            where = f"{finding.revision} {finding.rule} {finding.severity} {finding.table}"
+            click.echo(f"{where}: {finding.problem}{waived}")
+            click.echo(f"    lock: {finding.lock}; safe: {finding.recipe}")
+        click.echo(f"{len(report.revisions)} revision(s) linted: {report.verdict}")
+    raise SystemExit(EXIT_CODES[report.verdict])
+
+
 @migrate.command("status")
 @json_option
 @pass_invocation

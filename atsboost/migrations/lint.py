@@ -1,0 +1,165 @@
+"""``atsboost-db migrate lint``: each revision's SQL, parsed by PostgreSQL's parser, against the rules.
+
+A revision's SQL is what Alembic renders offline for exactly that revision, so
+the lint reads the statements the migration will send. A revision waives a rule
+with a comment that gives the reason, shown in the output::
+
+    # atsboost: allow AB001 -- the table is empty until the feature ships
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.script import Script, ScriptDirectory
+from pglast import ast, parse_sql
+from pglast.parser import ParseError
+
+from atsboost.config.settings import Settings
+from atsboost.errors import MigrationError
+from atsboost.migrations.lint_rules import ERROR, check
+from atsboost.migrations.options import MigrationOptions
+from atsboost.migrations.project import alembic_config
+
+_WAIVER = re.compile(r"#\s*atsboost:\s*allow\s+(AB\d{3})\s+--\s*(\S.*)")
+EXIT_CODES = {"clean": 0, "warnings": 1, "errors": 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule broken by one revision, with the lock it takes and the safe recipe."""
+
+    revision: str
+    rule: str
+    severity: str
+    table: str
+    problem: str
+    lock: str
+    recipe: str
+    waived: str | None = None  # the reason given in the revision, when waived
+
+
+@dataclass
+class LintReport:
+    """Every finding of the revisions linted; ``verdict`` is clean, warnings or errors (waived ones aside)."""
+
+    revisions: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """The worst unwaived severity: 'errors', 'warnings' or 'clean'."""
+        live = {f.severity for f in self.findings if f.waived is None}
+        return "errors" if ERROR in live else "warnings" if live else "clean"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as the JSON ``migrate lint --json`` prints."""
+        return {
+            "verdict": self.verdict,
+            "revisions": self.revisions,
+            "findings": [asdict(f) for f in self.findings],
+        }
+
+
+def lint(
+    settings: Settings | None = None, *, revisions: list[str] | None = None, span: str | None = None
+) -> LintReport:
+    """Lint the given revisions (ids), or those in ``span`` ('A:B'), or every revision from base."""
+    config = alembic_config(settings, MigrationOptions("lint", settings=settings))
+    scripts = ScriptDirectory.from_config(config)
+    chosen = revisions if revisions is not None else in_range(scripts, span or "base:heads")
+    report = LintReport(revisions=chosen)
+    for revision in chosen:
+        script = scripts.get_revision(revision)
+        if script is None:
+            raise MigrationError(
+                f"no revision {revision!r} in this project; `atsboost-db migrate status` lists them"
+            )
+        report.findings += _lint_revision(settings, script)
+    return report
+
+
+def in_range(scripts: ScriptDirectory, span: str) -> list[str]:
+    """Return the revisions after A up to B for ``span`` 'A:B' (A may be base, B heads), oldest first."""
+    lower, separator, upper = span.partition(":")
+    if not separator or not lower or not upper:
+        raise MigrationError(f"--range {span!r} is not A:B; e.g. base:heads, or 055d037ec299:heads")
+    found = scripts.iterate_revisions(upper, lower)
+    return [script.revision for script in reversed(list(found)) if script.revision != lower]
+
+
+def _lint_revision(settings: Settings | None, script: Script) -> list[Finding]:
+    statements = _statements(_render(settings, script), script)
+    created = {_table(s.relation) for s, _ in statements if isinstance(s, ast.CreateStmt)}
+    waivers = _waivers(Path(script.path))
+    findings = []
+    for statement, in_transaction in statements:
+        for hit in check(statement, in_transaction=in_transaction, new_tables=created):
+            rule = hit.rule
+            findings.append(
+                Finding(
+                    script.revision,
+                    rule.id,
+                    rule.severity,
+                    hit.table,
+                    rule.problem,
+                    rule.lock,
+                    rule.recipe,
+                    waivers.get(rule.id),
+                )
+            )
+    return findings
+
+
+def _render(settings: Settings | None, script: Script) -> str:
+    """Alembic's offline SQL for exactly this revision."""
+    out = io.StringIO()
+    config = alembic_config(settings, MigrationOptions("upgrade", settings=settings), output=out)
+    down = script.down_revision
+    start = down if isinstance(down, str) else None  # a merge point adds no statements of its own
+    command.upgrade(config, f"{start}:{script.revision}" if start else script.revision, sql=True)
+    return out.getvalue()
+
+
+def _statements(sql: str, script: Script) -> list[tuple[Any, bool]]:
+    """Parse the rendered SQL; return each statement with whether it runs inside a transaction."""
+    try:
+        parsed = parse_sql(sql)
+    except ParseError as exc:
+        raise MigrationError(
+            f"revision {script.revision}: its SQL does not parse ({exc}); fix the revision"
+        ) from None
+    statements, in_transaction = [], False
+    for raw in parsed:
+        statement = raw.stmt
+        if isinstance(statement, ast.TransactionStmt):
+            kind = statement.kind.name if statement.kind is not None else ""
+            in_transaction = kind.endswith(("BEGIN", "START"))
+        elif not _bookkeeping(statement):
+            statements.append((statement, in_transaction))
+    return statements
+
+
+def _bookkeeping(statement: Any) -> bool:
+    """Alembic's own version table, and the session settings every run starts with."""
+    relation = getattr(statement, "relation", None)
+    return isinstance(statement, ast.VariableSetStmt) or (
+        relation is not None and relation.relname == "alembic_version"
+    )
+
+
+def _waivers(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    return {match.group(1): match.group(2).strip() for match in _WAIVER.finditer(text)}
+
+
+def _table(relation: Any) -> str:
+    return f"{relation.schemaname}.{relation.relname}" if relation.schemaname else str(relation.relname)

@@ -1,0 +1,290 @@
+"""The lint's rules: statements that lock a live table for long, rewrite it, or lose data.
+
+Each rule has an id, a severity, the lock it takes, and the safe recipe. The
+statements come parsed by PostgreSQL's own parser (pglast, the libpg_query
+binding), so a rule sees what the server will see, not a guess from text.
+Tables created in the same revision are exempt from the lock rules: nobody else
+uses them yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pglast import ast
+from pglast.enums import AlterTableType, ConstrType, ObjectType
+
+ERROR, WARNING = "error", "warning"
+_VOLATILE = frozenset(
+    {"random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"}
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One thing the lint looks for."""
+
+    id: str
+    severity: str
+    lock: str
+    problem: str
+    recipe: str
+    exempt_if_new: bool = True  # a table created in the same revision is not in use yet
+
+
+RULES = {
+    rule.id: rule
+    for rule in (
+        Rule(
+            "AB001",
+            ERROR,
+            "ShareLock: blocks writes for the whole build",
+            "CREATE INDEX without CONCURRENTLY",
+            "build it with atsboost.migrations.ops.create_index_concurrently (CREATE INDEX CONCURRENTLY)",
+        ),
+        Rule(
+            "AB002",
+            ERROR,
+            "none: the statement fails",
+            "CONCURRENTLY inside a transaction",
+            "run it in op.get_context().autocommit_block(), as the ops helpers do",
+            exempt_if_new=False,
+        ),
+        Rule(
+            "AB003",
+            ERROR,
+            "AccessExclusiveLock: blocks reads and writes",
+            "DROP INDEX without CONCURRENTLY",
+            "use atsboost.migrations.ops.drop_index_concurrently (DROP INDEX CONCURRENTLY)",
+        ),
+        Rule(
+            "AB004",
+            ERROR,
+            "AccessExclusiveLock for a rewrite of the table",
+            "column added with a volatile default",
+            "add the column without a default, backfill it in batches, then SET DEFAULT",
+        ),
+        Rule(
+            "AB005",
+            ERROR,
+            "AccessExclusiveLock, and most type changes rewrite the table",
+            "column type changed (int to bigint and the like rewrite the table)",
+            "add a new column, backfill it in batches, switch the code to it, then drop the old one",
+        ),
+        Rule(
+            "AB006",
+            ERROR,
+            "AccessExclusiveLock while every row is scanned",
+            "SET NOT NULL",
+            "ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT, then SET NOT NULL",
+        ),
+        Rule(
+            "AB007",
+            ERROR,
+            "ShareRowExclusiveLock while every row is checked",
+            "FOREIGN KEY or CHECK added and validated at once",
+            "add it NOT VALID, then VALIDATE CONSTRAINT in a later step (it takes a weaker lock)",
+        ),
+        Rule(
+            "AB008",
+            ERROR,
+            "AccessExclusiveLock while the index is built",
+            "PRIMARY KEY or UNIQUE added without USING INDEX",
+            "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... USING INDEX",
+        ),
+        Rule(
+            "AB009",
+            WARNING,
+            "AccessExclusiveLock (brief)",
+            "column or table renamed: running code still uses the old name",
+            "add the new name beside the old (expand), move the code, then remove the old (contract)",
+            exempt_if_new=False,
+        ),
+        Rule(
+            "AB010",
+            WARNING,
+            "AccessExclusiveLock (brief)",
+            "column or table dropped: its data is gone",
+            "stop using it in the code first, deploy, then drop it in a later release",
+            exempt_if_new=False,
+        ),
+        Rule(
+            "AB011",
+            ERROR,
+            "RowExclusiveLock on every row, in one long transaction",
+            "UPDATE or DELETE of a whole table",
+            "backfill in batches that commit one by one, outside the schema change",
+        ),
+        Rule(
+            "AB012",
+            ERROR,
+            "AccessExclusiveLock for a rewrite of the table",
+            "stored generated column added",
+            "add a plain column, backfill it in batches, and keep it current from the code or a trigger",
+        ),
+        Rule(
+            "AB013",
+            ERROR,
+            "AccessExclusiveLock for a rewrite of the table",
+            "VACUUM FULL, CLUSTER or REINDEX without CONCURRENTLY",
+            "use REINDEX CONCURRENTLY, or pg_repack for a rewrite; never in a migration",
+            exempt_if_new=False,
+        ),
+        Rule(
+            "AB014",
+            WARNING,
+            "none, but the new value is unusable until COMMIT",
+            "ALTER TYPE ... ADD VALUE inside a transaction",
+            "add enum values in an autocommit_block, in a revision of their own",
+            exempt_if_new=False,
+        ),
+        Rule(
+            "AB015",
+            ERROR,
+            "AccessExclusiveLock, and every row is gone",
+            "TRUNCATE",
+            "delete in batches, or keep the data: a migration should not empty a table",
+            exempt_if_new=False,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A rule that a statement breaks, and on which table."""
+
+    rule: Rule
+    table: str
+
+
+def check(statement: Any, *, in_transaction: bool, new_tables: set[str]) -> list[Hit]:
+    """Return the rules ``statement`` breaks; tables created in the same revision skip the lock rules."""
+    hits = []
+    for rule_id, table in _findings(statement, in_transaction):
+        rule = RULES[rule_id]
+        if not (rule.exempt_if_new and table in new_tables):
+            hits.append(Hit(rule, table))
+    return hits
+
+
+def _findings(statement: Any, in_transaction: bool) -> Iterator[tuple[str, str]]:  # noqa: FBT001
+    checker = _CHECKERS.get(type(statement))
+    if checker is not None:
+        yield from checker(statement, in_transaction)
+
+
+def _index(statement: ast.IndexStmt, in_transaction: bool) -> Iterator[tuple[str, str]]:  # noqa: FBT001
+    table = _name(statement.relation)
+    if not statement.concurrent:
+        yield "AB001", table
+    elif in_transaction:
+        yield "AB002", table
+
+
+def _drop(statement: ast.DropStmt, in_transaction: bool) -> Iterator[tuple[str, str]]:  # noqa: FBT001
+    names = [".".join(part.sval for part in obj) for obj in statement.objects or ()]
+    if statement.removeType == ObjectType.OBJECT_INDEX:
+        for name in names:
+            if not statement.concurrent:
+                yield "AB003", name
+            elif in_transaction:
+                yield "AB002", name
+    elif statement.removeType == ObjectType.OBJECT_TABLE:
+        for name in names:
+            yield "AB010", name
+
+
+def _alter(statement: ast.AlterTableStmt, in_transaction: bool) -> Iterator[tuple[str, str]]:  # noqa: FBT001
+    table = _name(statement.relation)
+    for command in statement.cmds or ():
+        for rule_id in _alter_command(command):
+            yield rule_id, table
+
+
+def _alter_command(command: ast.AlterTableCmd) -> Iterator[str]:
+    kind, definition = command.subtype, command.def_
+    if kind == AlterTableType.AT_AddColumn and isinstance(definition, ast.ColumnDef):
+        for constraint in definition.constraints or ():
+            if constraint.contype == ConstrType.CONSTR_DEFAULT and _volatile(constraint.raw_expr):
+                yield "AB004"
+            if constraint.contype == ConstrType.CONSTR_GENERATED:
+                yield "AB012"
+    elif kind == AlterTableType.AT_AlterColumnType:
+        yield "AB005"
+    elif kind == AlterTableType.AT_SetNotNull:
+        yield "AB006"
+    elif kind == AlterTableType.AT_DropColumn:
+        yield "AB010"
+    elif kind == AlterTableType.AT_AddConstraint and isinstance(definition, ast.Constraint):
+        yield from _constraint(definition)
+
+
+def _constraint(constraint: ast.Constraint) -> Iterator[str]:
+    if constraint.contype in (ConstrType.CONSTR_FOREIGN, ConstrType.CONSTR_CHECK):
+        if not constraint.skip_validation:
+            yield "AB007"
+    elif (
+        constraint.contype in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE)
+        and not constraint.indexname
+    ):
+        yield "AB008"
+
+
+def _rename(statement: ast.RenameStmt, in_transaction: bool) -> Iterator[tuple[str, str]]:  # noqa: FBT001
+    if statement.renameType in (ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_TABLE) and statement.relation:
+        yield "AB009", _name(statement.relation)
+
+
+def _whole_table(statement: Any, in_transaction: bool) -> Iterator[tuple[str, str]]:  # noqa: FBT001
+    if statement.whereClause is None:
+        yield "AB011", _name(statement.relation)
+
+
+def _maintenance(statement: Any, in_transaction: bool) -> Iterator[tuple[str, str]]:  # noqa: FBT001
+    options = {
+        option.defname
+        for option in getattr(statement, "options", None) or getattr(statement, "params", None) or ()
+    }
+    if isinstance(statement, ast.VacuumStmt) and "full" not in options:
+        return
+    if isinstance(statement, ast.ReindexStmt) and "concurrently" in options:
+        return
+    relation = getattr(statement, "relation", None)
+    yield "AB013", _name(relation) if relation is not None else "(database)"
+
+
+def _enum(statement: ast.AlterEnumStmt, in_transaction: bool) -> Iterator[tuple[str, str]]:  # noqa: FBT001
+    if in_transaction and statement.newVal:
+        yield "AB014", ".".join(part.sval for part in statement.typeName or ())
+
+
+def _truncate(statement: ast.TruncateStmt, in_transaction: bool) -> Iterator[tuple[str, str]]:  # noqa: FBT001
+    for relation in statement.relations or ():
+        yield "AB015", _name(relation)
+
+
+_CHECKERS: dict[type, Callable[[Any, bool], Iterator[tuple[str, str]]]] = {
+    ast.IndexStmt: _index,
+    ast.DropStmt: _drop,
+    ast.AlterTableStmt: _alter,
+    ast.RenameStmt: _rename,
+    ast.UpdateStmt: _whole_table,
+    ast.DeleteStmt: _whole_table,
+    ast.VacuumStmt: _maintenance,
+    ast.ClusterStmt: _maintenance,
+    ast.ReindexStmt: _maintenance,
+    ast.AlterEnumStmt: _enum,
+    ast.TruncateStmt: _truncate,
+}
+
+
+def _volatile(expression: Any) -> bool:
+    names = (expression.funcname or ()) if isinstance(expression, ast.FuncCall) else ()
+    return bool(names) and names[-1].sval in _VOLATILE
+
+
+def _name(relation: Any) -> str:
+    return f"{relation.schemaname}.{relation.relname}" if relation.schemaname else str(relation.relname)

@@ -1,0 +1,119 @@
+"""The lint: one revision per rule is flagged with its id; its safe twin is not."""
+
+import json
+
+import pytest
+
+from atsboost.migrations.lint import lint
+from tests.conftest import add_revision
+
+FOREIGN_KEY = (
+    "ALTER TABLE subscriptions ADD CONSTRAINT fk_x FOREIGN KEY (plan_id) REFERENCES subscription_plans (id)"
+)
+EMAIL_LOWER = "ALTER TABLE users ADD COLUMN email_lower text"
+HELPERS = "from atsboost.migrations.ops import create_index_concurrently, drop_index_concurrently\n"
+
+# rule: (unsafe revision body, safe twin). users, subscriptions and subscription_plans exist before.
+CORPUS = {
+    "AB001": (
+        'op.execute("CREATE INDEX ix_t ON users (email)")',
+        'create_index_concurrently("ix_t", "users", ["email"])',
+    ),
+    "AB002": (
+        'op.execute("CREATE INDEX CONCURRENTLY ix_t ON users (email)")',
+        'create_index_concurrently("ix_t", "users", ["email"])',
+    ),
+    "AB003": (
+        'op.execute("DROP INDEX ix_users_login")',
+        'drop_index_concurrently("ix_users_login", "users")',
+    ),
+    "AB004": (
+        'op.execute("ALTER TABLE users ADD COLUMN token uuid DEFAULT gen_random_uuid()")',
+        'op.execute("ALTER TABLE users ADD COLUMN token uuid")',
+    ),
+    "AB005": (
+        'op.execute("ALTER TABLE subscription_plans ALTER COLUMN price_cents TYPE bigint")',
+        'op.execute("ALTER TABLE subscription_plans ADD COLUMN price_cents_big bigint")',
+    ),
+    "AB006": (
+        'op.execute("ALTER TABLE users ALTER COLUMN last_login_at SET NOT NULL")',
+        'op.execute("ALTER TABLE users ADD CONSTRAINT nn CHECK (last_login_at IS NOT NULL) NOT VALID")',
+    ),
+    "AB007": (f'op.execute("{FOREIGN_KEY}")', f'op.execute("{FOREIGN_KEY} NOT VALID")'),
+    "AB008": (
+        'op.execute("ALTER TABLE users ADD CONSTRAINT uq_x UNIQUE (email)")',
+        'op.execute("ALTER TABLE users ADD CONSTRAINT uq_x UNIQUE USING INDEX ix_x")',
+    ),
+    "AB009": (
+        'op.execute("ALTER TABLE users RENAME COLUMN role TO kind")',
+        'op.execute("ALTER TABLE users ADD COLUMN kind text")',
+    ),
+    "AB010": (
+        'op.execute("ALTER TABLE users DROP COLUMN last_login_at")',
+        "op.execute(\"COMMENT ON COLUMN users.last_login_at IS 'unused'\")",
+    ),
+    "AB011": (
+        "op.execute(\"UPDATE users SET role = 'user'\")",
+        "op.execute(\"UPDATE users SET role = 'user' WHERE id = 1\")",
+    ),
+    "AB012": (
+        f'op.execute("{EMAIL_LOWER} GENERATED ALWAYS AS (lower(email)) STORED")',
+        f'op.execute("{EMAIL_LOWER}")',
+    ),
+    "AB013": ('op.execute("VACUUM FULL users")', 'op.execute("ANALYZE users")'),
+    "AB014": (
+        "op.execute(\"ALTER TYPE mood ADD VALUE 'calm'\")",
+        "with op.get_context().autocommit_block():\n    op.execute(\"ALTER TYPE mood ADD VALUE 'calm'\")",
+    ),
+    "AB015": ('op.execute("TRUNCATE subscriptions")', 'op.execute("DELETE FROM subscriptions WHERE id < 0")'),
+}
+
+
+def lint_one(make_settings, alembic_project, body):
+    add_revision(alembic_project, "lint01", HELPERS + body)
+    return lint(make_settings(ATSBOOST_ALEMBIC_INI=str(alembic_project)), revisions=["lint01"])
+
+
+@pytest.mark.parametrize("rule", CORPUS)
+def test_each_rule_flags_its_revision(rule, make_settings, alembic_project):
+    report = lint_one(make_settings, alembic_project, CORPUS[rule][0])
+    assert [f.rule for f in report.findings] == [rule]
+    finding = report.findings[0]
+    assert finding.revision == "lint01" and finding.lock and finding.recipe
+
+
+@pytest.mark.parametrize("rule", CORPUS)
+def test_the_safe_twin_is_clean(rule, make_settings, alembic_project):
+    report = lint_one(make_settings, alembic_project, CORPUS[rule][1])
+    assert report.findings == [] and report.verdict == "clean"
+
+
+def test_a_table_created_in_the_same_revision_is_exempt(make_settings, alembic_project):
+    body = 'op.execute("CREATE TABLE notes (id int)")\nop.execute("CREATE INDEX ix_notes ON notes (id)")'
+    assert lint_one(make_settings, alembic_project, body).findings == []
+
+
+def test_a_waiver_is_shown_with_its_reason(make_settings, alembic_project):
+    waiver = "# atsboost: allow AB001 -- users is empty until launch\n"
+    body = waiver + 'op.execute("CREATE INDEX ix_t ON users (email)")'
+    report = lint_one(make_settings, alembic_project, body)
+    assert [(f.rule, f.waived) for f in report.findings] == [("AB001", "users is empty until launch")]
+    assert report.verdict == "clean"
+
+
+def test_atsboost_s_own_revisions_are_clean(make_settings):
+    assert lint(make_settings()).verdict == "clean"
+
+
+def test_the_command_exits_by_severity(invoke, environ, alembic_project):
+    add_revision(alembic_project, "lint01", 'op.execute("ALTER TABLE users RENAME COLUMN role TO kind")')
+    add_revision(alembic_project, "lint02", 'op.execute("CREATE INDEX ix_t ON users (email)")')
+    env = {**environ, "ATSBOOST_ALEMBIC_INI": str(alembic_project)}
+    warned = invoke("migrate", "lint", "--range", "7c1f9a2b4d10:lint01", env=env)
+    assert warned.returncode == 1, warned.stdout
+    assert "lint01 AB009 warning users: column or table renamed" in warned.stdout
+    failed = invoke("migrate", "lint", "--json", env=env)  # the pending revisions: all four
+    assert failed.returncode == 2
+    data = json.loads(failed.stdout)
+    assert data["verdict"] == "errors"
+    assert [f["rule"] for f in data["findings"]] == ["AB009", "AB001"]
