@@ -31,6 +31,10 @@ class MigrationRefusedError(MigrationError):
     """A safety gate refused to migrate (production force gate); nothing was changed."""
 
 
+class MigrationLintError(MigrationRefusedError):
+    """The lint found unwaived errors in pending revisions (MIGRATION_LINT=error); nothing was changed."""
+
+
 class SeedError(AtsboostError):
     """Seeding could not run; nothing was created."""
 

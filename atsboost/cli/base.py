@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from atsboost.errors import AtsboostError
+from atsboost.errors import AtsboostError, MigrationLintError
 
 if TYPE_CHECKING:
     from atsboost.config.settings import Settings
@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 # Our own progress lines say what runs; the libraries' INFO chatter is for --debug.
 # (SQLAlchemy logs pool lifecycle under the pool class's module: atsboost.runtime.pool.)
 _QUIET = ("pgserver", "alembic", "atsboost.runtime.pool", "atsboost.runtime.shutdown")
+
+
+class LintRefused(click.ClickException):
+    """`migrate` refused by the lint (MIGRATION_LINT=error): exit code 4, as the README documents."""
+
+    exit_code = 4
 
 
 class Group(click.Group):
@@ -39,7 +45,8 @@ class Group(click.Group):
                 raise
             if ctx.find_root().meta.get("atsboost.debug"):
                 traceback.print_exc()
-            raise click.ClickException(str(error)) from None
+            failure = LintRefused if isinstance(error, MigrationLintError) else click.ClickException
+            raise failure(str(error)) from None
 
 
 def _database_error(ctx: click.Context, exc: Exception) -> AtsboostError | None:

@@ -26,6 +26,7 @@ class MigrationSettings:
     lock_retries: int
     on_startup: bool
     alembic_ini: Path | None = None
+    lint: str = "warn"  # MIGRATION_LINT: error (refuse), warn (log) or off
 
 
 def load_migration_settings(environ: Mapping[str, str], *, cwd: Path | None = None) -> MigrationSettings:
@@ -35,8 +36,9 @@ def load_migration_settings(environ: Mapping[str, str], *, cwd: Path | None = No
     from ``cwd`` (the current directory), else atsboost's packaged migrations (None).
     """
     env = EnvironmentVariables(environ)
+    environment = read_environment(env)[0]
     return MigrationSettings(
-        environment=read_environment(env)[0],
+        environment=environment,
         dry_run=env.boolean("MIGRATION_DRYRUN", default=False),
         force=env.boolean("MIGRATION_FORCE", default=False),
         require_force=env.boolean("MIGRATION_REQUIRE_FORCE", default=False),
@@ -46,6 +48,7 @@ def load_migration_settings(environ: Mapping[str, str], *, cwd: Path | None = No
         lock_retries=env.integer("MIGRATION_LOCK_RETRIES", 3, minimum=0, maximum=100),
         on_startup=env.boolean("DATABASE_MIGRATE_ON_STARTUP", default=True),
         alembic_ini=_alembic_ini(env) or find_project(cwd or Path.cwd()).alembic_ini,
+        lint=_lint_mode(env, environment),
     )
 
 
@@ -60,3 +63,14 @@ def _alembic_ini(env: EnvironmentVariables) -> Path | None:
             "point it at your alembic.ini, or unset it"
         )
     return path
+
+
+def _lint_mode(env: EnvironmentVariables, environment: Environment) -> str:
+    """MIGRATION_LINT: error (refuse to migrate), warn (log) or off; error by default in production."""
+    default = "error" if environment is Environment.PRODUCTION else "warn"
+    mode = (env.text("MIGRATION_LINT") or default).lower()
+    if mode not in ("error", "warn", "off"):
+        raise ConfigurationError(
+            f"MIGRATION_LINT={mode!r} is not a lint mode; use error (refuse to migrate), warn or off"
+        )
+    return mode

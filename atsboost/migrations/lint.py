@@ -84,6 +84,14 @@ def lint(
     return report
 
 
+def describe(finding: Finding) -> str:
+    """One line: the revision, the rule, the table, the problem, the lock and the safe recipe."""
+    return (
+        f"revision {finding.revision}: {finding.rule} on {finding.table}: {finding.problem} "
+        f"({finding.lock}); safe: {finding.recipe}"
+    )
+
+
 def in_range(scripts: ScriptDirectory, span: str) -> list[str]:
     """Return the revisions after A up to B for ``span`` 'A:B' (A may be base, B heads), oldest first."""
     lower, separator, upper = span.partition(":")

@@ -117,3 +117,35 @@ def test_the_command_exits_by_severity(invoke, environ, alembic_project):
     data = json.loads(failed.stdout)
     assert data["verdict"] == "errors"
     assert [f["rule"] for f in data["findings"]] == ["AB009", "AB001"]
+
+
+PRODUCTION = {"ATSBOOST_ENV": "production", "DATABASE_DISABLE_SSL": "true"}
+
+
+def test_production_refuses_an_unwaived_error_and_applies_it_once_waived(invoke, environ, alembic_project):
+    add_revision(alembic_project, "lint01", 'op.execute("CREATE INDEX ix_t ON users (email)")')
+    env = {**environ, **PRODUCTION, "ATSBOOST_ALEMBIC_INI": str(alembic_project)}
+    refused = invoke("migrate", env=env)
+    assert refused.returncode == 4, refused.stderr
+    expected = (
+        "refusing to migrate: the lint found 1 error(s) in the pending revisions: revision lint01: AB001"
+    )
+    assert expected in refused.stderr
+    assert invoke("migrate", "status", env=env).stdout.startswith("current  none")  # nothing was changed
+    [path] = (alembic_project.parent / "alembic" / "versions").glob("*lint01*")
+    path.write_text(
+        path.read_text().replace("def upgrade():", "# atsboost: allow AB001 -- empty table\ndef upgrade():")
+    )
+    applied = invoke("migrate", env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.strip().endswith("now at lint01")
+
+
+def test_elsewhere_the_lint_warns_and_the_dry_run_shows_it(invoke, environ, alembic_project):
+    add_revision(alembic_project, "lint01", 'op.execute("CREATE INDEX ix_t ON users (email)")')
+    env = {**environ, "ATSBOOST_ALEMBIC_INI": str(alembic_project)}
+    dry = invoke("migrate", "--dry-run", env=env)
+    assert "-- lint: revision lint01: AB001 on users: CREATE INDEX without CONCURRENTLY" in dry.stdout
+    applied = invoke("migrate", env=env)
+    assert applied.returncode == 0
+    assert "WARNING atsboost.migrations: lint: revision lint01: AB001 on users" in applied.stderr
