@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # importing atsboost.migrations loads Alembic, which --help m
     from atsboost.migrations.options import MigrationResult
 
 EXIT_PENDING = 3  # `migrate status`: revisions are pending (documented in the README)
+EXIT_EDITED = 5  # `migrate status`: an applied revision was edited since (documented in the README)
 
 
 @click.group(invoke_without_command=True)
@@ -169,14 +170,45 @@ def migrate_status(invocation: Invocation, *, as_json: bool) -> None:
             "heads": list(state.heads),
             "pending": [{"id": r.id, "message": r.message} for r in state.pending],
             "up_to_date": state.up_to_date,
+            "edited": list(state.edited),
         }
         click.echo(json.dumps(data, indent=2))
     else:
         click.echo(f"current  {', '.join(state.current) or 'none (empty database)'}")
         click.echo(f"head     {', '.join(state.heads)}")
         click.echo(f"pending  {len(state.pending)}" + "".join(f"\n  {r}" for r in state.pending))
+        click.echo(f"edited   {len(state.edited)}" + "".join(f"\n  {e}" for e in state.edited))
+    if state.edited:
+        raise SystemExit(EXIT_EDITED)
     if not state.up_to_date:
         raise SystemExit(EXIT_PENDING)
+
+
+@migrate.command("validate")
+@pass_invocation
+def migrate_validate(invocation: Invocation) -> None:
+    """Check that no applied revision was edited or lost (as Flyway's validate): exit 0, or 1 naming them."""
+    from atsboost import migrations
+
+    problems = migrations.validate(invocation.settings)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo("review the edits, then record them with `atsboost-db migrate repair`")
+        raise SystemExit(1)
+    click.echo("every applied revision matches its file")
+
+
+@migrate.command("repair")
+@pass_invocation
+def migrate_repair(invocation: Invocation) -> None:
+    """Record the revision files as they are now, after a reviewed edit (as Flyway's repair)."""
+    from atsboost import migrations
+
+    repaired = migrations.repair(invocation.settings)
+    for line in repaired:
+        click.echo(f"recorded: {line}")
+    click.echo(f"{len(repaired)} revision(s) brought into step" if repaired else "nothing to repair")
 
 
 def summary(result: MigrationResult) -> str:

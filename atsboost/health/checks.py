@@ -49,6 +49,9 @@ def evaluate(report: HealthReport, limits: Thresholds) -> list[Check]:
     checks = [Check("connection", OK, f"reachable in {connection.latency_ms} ms")]
     if connection.pending_revisions:
         checks.append(Check("migrations", WARNING, f"{connection.pending_revisions} revision(s) pending"))
+    if connection.edited_revisions:
+        edited = "; ".join(connection.edited_revisions)
+        checks.append(Check("revision checksums", WARNING, f"{edited}; see `atsboost-db migrate validate`"))
     if report.usage is not None:
         share = report.usage.total / report.usage.usable if report.usage.usable else 1.0
         checks.append(

@@ -44,6 +44,7 @@ class ConnectionInfo:
     revision: list[str] = field(default_factory=list)
     head: list[str] = field(default_factory=list)
     pending_revisions: int | None = None
+    edited_revisions: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -231,6 +232,7 @@ def _connection(conn: Connection, started: float, status: MigrationStatus | None
     if status is not None:
         info.revision, info.head = list(status.current), list(status.heads)
         info.pending_revisions = len(status.pending)
+        info.edited_revisions = list(status.edited)
     return info
 
 

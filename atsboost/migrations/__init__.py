@@ -5,7 +5,17 @@ command API; ``run_migrations`` is what an ``env.py`` calls; ``init_project``
 writes an application's Alembic project (``atsboost-db migrate init``).
 """
 
-from atsboost.migrations.commands import MigrationStatus, check, create, downgrade, merge, status, upgrade
+from atsboost.migrations.commands import (
+    MigrationStatus,
+    check,
+    create,
+    downgrade,
+    merge,
+    repair,
+    status,
+    upgrade,
+    validate,
+)
 from atsboost.migrations.environment import run_migrations
 from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
 from atsboost.migrations.project import alembic_config, init_project
@@ -21,7 +31,9 @@ __all__ = [
     "downgrade",
     "init_project",
     "merge",
+    "repair",
     "run_migrations",
     "status",
     "upgrade",
+    "validate",
 ]

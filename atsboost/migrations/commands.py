@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine
 
 from atsboost.config.settings import Settings, get_migration_settings, get_settings
 from atsboost.errors import AtsboostError, MigrationError, MigrationLintError
-from atsboost.migrations import revisions
+from atsboost.migrations import checksums, revisions
 from atsboost.migrations.lint import describe, lint
 from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
 from atsboost.migrations.plan import plan
@@ -45,6 +45,7 @@ class MigrationStatus:
     current: tuple[str, ...]
     heads: tuple[str, ...]
     pending: list[Revision]
+    edited: tuple[str, ...] = ()  # applied revisions edited since, or whose file is gone
 
     @property
     def up_to_date(self) -> bool:
@@ -102,6 +103,7 @@ def status(settings: Settings | None = None) -> MigrationStatus:
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_heads()
+            edited = tuple(checksums.mismatches(conn, script))
     except sqlalchemy.exc.DBAPIError as exc:
         raise database_error(engine.url, exc) from None
     finally:
@@ -113,7 +115,26 @@ def status(settings: Settings | None = None) -> MigrationStatus:
             f"the database is at {', '.join(current)}, which this code does not know ({exc}); "
             "it was migrated by a newer release: deploy that release, or downgrade with it first"
         ) from None
-    return MigrationStatus(current, tuple(script.get_heads()), pending)
+    return MigrationStatus(current, tuple(script.get_heads()), pending, edited)
+
+
+def validate(settings: Settings | None = None) -> list[str]:
+    """Say which applied revisions were edited after they were applied, or lost their file (empty: none)."""
+    return list(status(settings).edited)
+
+
+def repair(settings: Settings | None = None) -> list[str]:
+    """Record the revision files as they are now, after a reviewed edit; return what was out of step."""
+    scripts = ScriptDirectory.from_config(alembic_config(settings))
+    engine = migration_engine(settings or get_settings())
+    try:
+        with engine.begin() as conn:
+            checksums.ensure_table(conn)
+            return checksums.repair(conn, scripts)
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise database_error(engine.url, exc) from None
+    finally:
+        engine.dispose()
 
 
 def create(name: str, *, autogenerate: bool = False, settings: Settings | None = None) -> Path:

@@ -31,6 +31,7 @@ from tenacity import (
 )
 
 from atsboost.errors import AtsboostError, MigrationError, first_line
+from atsboost.migrations import checksums
 from atsboost.migrations.gate import Gate
 from atsboost.migrations.leftovers import left_behind, snapshot
 from atsboost.migrations.locks import Blocker, BlockerWatch, advisory_lock, lock_key
@@ -43,7 +44,7 @@ from atsboost.migrations.options import (
     run_flag,
 )
 from atsboost.migrations.plan import plan
-from atsboost.migrations.rendering import DroppedTable, dropped_tables, render_sql
+from atsboost.migrations.rendering import DroppedTable, dropped_tables, print_dry_run
 from atsboost.migrations.revisions import rewrite
 from atsboost.migrations.session import migration_settings
 
@@ -100,6 +101,7 @@ class OnlineRun:
             transaction_per_migration=True,
             on_version_apply=self._applied,
             process_revision_directives=rewrite(self.metadata),
+            include_name=checksums.not_ours,
         )
 
     def _migrate(self) -> None:
@@ -108,7 +110,8 @@ class OnlineRun:
         self.result.before = current
         self.result.pending = list(self.plan)
         if self.dry_run:
-            self._print_dry_run(current)
+            out: TextIO = context.config.output_buffer or sys.stdout
+            print_dry_run(out, current, self.plan, self.metadata, self.settings, upgrade=self.upgrade)
             self.result.after = current
             return
         if self.plan:
@@ -116,6 +119,7 @@ class OnlineRun:
             with self._lock():
                 self._apply_with_retries()
         self.result.after = self._current_heads()
+        self._backfill_checksums()
         if not self.result.applied:
             logger.info("nothing to migrate: the database is at %s", ", ".join(self.result.after) or "base")
         self.result.seconds = time.perf_counter() - started
@@ -147,6 +151,17 @@ class OnlineRun:
         finally:
             if not self.external:
                 self.conn.rollback()
+
+    def _backfill_checksums(self) -> None:
+        """Back-fill missing checksums (a database older than them), and warn about edited revisions."""
+        checksums.ensure_table(self.conn)
+        checksums.backfill(self.conn, context.script, self.result.after)
+        for problem in checksums.mismatches(self.conn, context.script):
+            logger.warning(
+                "%s; `atsboost-db migrate validate` lists them, `migrate repair` records them", problem
+            )
+        if not self.external:
+            self.conn.commit()
 
     def _current_heads(self) -> tuple[str, ...]:
         heads = tuple(context.get_context().get_current_heads())
@@ -183,6 +198,7 @@ class OnlineRun:
         if not self.external:
             self.conn.begin()  # so alembic_version and the first revision commit together
         pid = self.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        checksums.ensure_table(self.conn)
         self._objects = snapshot(self.conn)
         interval = min(0.5, self.settings.lock_timeout / 3)
         self._since = time.perf_counter()
@@ -224,6 +240,11 @@ class OnlineRun:
         self._done.add(done.id)
         self.result.applied.append(AppliedRevision(done.id, done.message, step.is_upgrade, seconds))
         self._objects = snapshot(self.conn)
+        script = context.script.get_revision(done.id)
+        if step.is_upgrade and script is not None:
+            checksums.record(self.conn, script)
+        elif not step.is_upgrade:
+            checksums.forget(self.conn, done.id)
         logger.info("%s %s in %.2f s", "applied" if step.is_upgrade else "reverted", done, seconds)
         self._announce()
 
@@ -271,20 +292,6 @@ class OnlineRun:
             f"{where} failed and was rolled back: {first_line(exc)}. Statement: {statement}. The database "
             "stays at the revision before it; fix the revision and run again"
         )
-
-    def _print_dry_run(self, current: tuple[str, ...]) -> None:
-        out: TextIO = context.config.output_buffer or sys.stdout
-        state = ", ".join(current) if current else "none (empty database)"
-        print(f"-- atsboost dry run: nothing is applied. Current revision: {state}", file=out)
-        if not self.plan:
-            print("-- nothing to migrate: the database is at head", file=out)
-            return
-        what = "pending revision(s)" if self.upgrade else "revision(s) to revert"
-        print(f"-- {len(self.plan)} {what}, in order:", file=out)
-        for revision in self.plan:
-            print(f"--   {revision}", file=out)
-        print("-- The SQL below is what a migration would run, with the same timeouts:", file=out)
-        render_sql(current, out, self.metadata, self.settings)
 
 
 def _is_lock_timeout(exc: BaseException) -> bool:

@@ -61,6 +61,29 @@ def render_sql(
     context.run_migrations()
 
 
+def print_dry_run(
+    out: TextIO,
+    current: Sequence[str],
+    plan: Sequence[Revision],
+    metadata: list[MetaData],
+    settings: MigrationSettings,
+    *,
+    upgrade: bool,
+) -> None:
+    """Print what a migration would do: the current revision, the plan, then its SQL."""
+    state = ", ".join(current) if current else "none (empty database)"
+    print(f"-- atsboost dry run: nothing is applied. Current revision: {state}", file=out)
+    if not plan:
+        print("-- nothing to migrate: the database is at head", file=out)
+        return
+    what = "pending revision(s)" if upgrade else "revision(s) to revert"
+    print(f"-- {len(plan)} {what}, in order:", file=out)
+    for revision in plan:
+        print(f"--   {revision}", file=out)
+    print("-- The SQL below is what a migration would run, with the same timeouts:", file=out)
+    render_sql(current, out, metadata, settings)
+
+
 def dropped_tables(
     scripts: ScriptDirectory, plan: Sequence[Revision], conn: Connection
 ) -> list[DroppedTable]:

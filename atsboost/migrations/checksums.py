@@ -1,0 +1,102 @@
+"""Checksums of applied revisions, as Flyway keeps them: an edit after applying is noticed, not silent.
+
+When a revision is applied its normalised source (line endings and trailing
+spaces aside) is hashed into ``atsboost_checksums``, beside ``alembic_version``.
+A revision edited afterwards, or whose file is gone, is reported by ``migrate``,
+``migrate status`` and ``migrate validate``; ``migrate repair`` records the files as
+they are after a reviewed edit. Databases migrated before checksums existed are
+back-filled on their next ``migrate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from alembic.script import Script, ScriptDirectory
+from sqlalchemy import Connection, text
+
+TABLE = "atsboost_checksums"
+_CREATE = text(
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (revision text PRIMARY KEY, checksum text NOT NULL, "
+    "recorded_at timestamptz NOT NULL DEFAULT now())"
+)
+_RECORD = text(
+    f"INSERT INTO {TABLE} (revision, checksum) VALUES (:revision, :checksum) "
+    "ON CONFLICT (revision) DO UPDATE SET checksum = excluded.checksum, recorded_at = now()"
+)
+_BACKFILL = text(
+    f"INSERT INTO {TABLE} (revision, checksum) VALUES (:revision, :checksum) ON CONFLICT DO NOTHING"
+)
+
+
+def not_ours(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Autogenerate's include_name: leave atsboost's checksum table alone, as it does alembic_version."""
+    return not (type_ == "table" and name == TABLE)
+
+
+def checksum(script: Script) -> str:
+    """Hash a revision's source, ignoring line endings and trailing spaces (an editor's doing)."""
+    source = Path(script.path).read_text(encoding="utf-8")
+    lines = [line.rstrip() for line in source.replace("\r\n", "\n").split("\n")]
+    return hashlib.sha256("\n".join(lines).strip().encode()).hexdigest()
+
+
+def ensure_table(conn: Connection) -> None:
+    """Create the checksum table if it is missing (inside the migration's transaction)."""
+    conn.execute(_CREATE)
+
+
+def record(conn: Connection, script: Script) -> None:
+    """Record the checksum of a revision just applied."""
+    conn.execute(_RECORD, {"revision": script.revision, "checksum": checksum(script)})
+
+
+def forget(conn: Connection, revision: str) -> None:
+    """Drop the checksum of a revision just reverted."""
+    conn.execute(text(f"DELETE FROM {TABLE} WHERE revision = :revision"), {"revision": revision})
+
+
+def backfill(conn: Connection, scripts: ScriptDirectory, heads: Iterable[str]) -> None:
+    """Record the checksums of applied revisions that have none yet (a database older than checksums)."""
+    current = tuple(heads)
+    if not current:
+        return
+    for script in scripts.iterate_revisions(current, "base"):
+        conn.execute(_BACKFILL, {"revision": script.revision, "checksum": checksum(script)})
+
+
+def mismatches(conn: Connection, scripts: ScriptDirectory) -> list[str]:
+    """Say which applied revisions were edited after they were applied, or have lost their file."""
+    if not conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": TABLE}).scalar_one():
+        return []
+    found = []
+    for revision, recorded in conn.execute(
+        text(f"SELECT revision, checksum FROM {TABLE} ORDER BY recorded_at")
+    ):
+        script = scripts.get_revision(revision) if revision in _known(scripts) else None
+        if script is None:
+            found.append(f"revision {revision} was applied, but its file is gone")
+        elif checksum(script) != recorded:
+            found.append(f"revision {revision} ({script.path}) was edited after it was applied")
+    return found
+
+
+def repair(conn: Connection, scripts: ScriptDirectory) -> list[str]:
+    """Record the files as they are now (after a reviewed edit); forget revisions whose file is gone."""
+    repaired = mismatches(conn, scripts)
+    known = _known(scripts)
+    for revision in list(conn.execute(text(f"SELECT revision FROM {TABLE}")).scalars()):
+        if revision in known:
+            script = scripts.get_revision(revision)
+            assert script is not None
+            record(conn, script)
+        else:
+            forget(conn, revision)
+    return repaired
+
+
+def _known(scripts: ScriptDirectory) -> set[str]:
+    return {script.revision for script in scripts.walk_revisions()}
