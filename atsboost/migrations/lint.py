@@ -22,7 +22,7 @@ from pglast.parser import ParseError
 
 from atsboost.config.settings import Settings
 from atsboost.errors import MigrationError
-from atsboost.migrations.lint_rules import ERROR, check
+from atsboost.migrations.lint_rules import ERROR, Context, check, validated_not_null
 from atsboost.migrations.options import MigrationOptions
 from atsboost.migrations.project import alembic_config
 
@@ -104,10 +104,12 @@ def in_range(scripts: ScriptDirectory, span: str) -> list[str]:
 def _lint_revision(settings: Settings | None, script: Script) -> list[Finding]:
     statements = _statements(_render(settings, script), script)
     created = {_table(s.relation) for s, _ in statements if isinstance(s, ast.CreateStmt)}
+    validated = validated_not_null([s for s, _ in statements])
     waivers = _waivers(Path(script.path))
     findings = []
     for statement, in_transaction in statements:
-        for hit in check(statement, in_transaction=in_transaction, new_tables=created):
+        context = Context(in_transaction, validated)
+        for hit in check(statement, context, new_tables=created):
             rule = hit.rule
             findings.append(
                 Finding(

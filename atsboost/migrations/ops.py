@@ -50,3 +50,64 @@ def is_invalid_index(name: str) -> bool:
         .first()
     )
     return bool(row and row[0])
+
+
+def add_constraint_safely(table: str, name: str, definition: str) -> None:
+    """Add a FOREIGN KEY or CHECK without blocking writes while every row is checked.
+
+    ``ADD CONSTRAINT ... NOT VALID`` takes its lock for an instant; once that is
+    committed, ``VALIDATE CONSTRAINT`` checks the rows under SHARE UPDATE EXCLUSIVE,
+    which lets reads and writes go on. Re-running skips a constraint that exists.
+    """
+    if not _constraint_exists(table, name):
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition} NOT VALID")
+    with op.get_context().autocommit_block():  # commit the ADD: its lock must not last through the scan
+        op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
+
+
+def set_not_null_safely(table: str, column: str) -> None:
+    """SET NOT NULL without a scan under an exclusive lock: through a validated CHECK, then dropped."""
+    check = f"{table}_{column}_not_null"
+    add_constraint_safely(table, check, f"CHECK ({column} IS NOT NULL)")
+    op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")  # trusts the check: no scan
+    op.execute(f"ALTER TABLE {table} DROP CONSTRAINT {check}")
+
+
+def add_unique_safely(table: str, name: str, columns: Sequence[str], *, primary_key: bool = False) -> None:
+    """Add a UNIQUE (or PRIMARY KEY) constraint on an index built concurrently, not under a lock."""
+    create_index_concurrently(name, table, list(columns), unique=True)
+    if not _constraint_exists(table, name):
+        kind = "PRIMARY KEY" if primary_key else "UNIQUE"
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING INDEX {name}")
+
+
+def backfill(table: str, assignments: str, where: str, *, batch_size: int = 1000) -> int:
+    """Update the rows matching ``where`` in batches that commit one by one; return how many changed.
+
+    ``where`` must stop matching a row once it is updated (``col IS NULL``, say): then
+    each batch is short, no lock is held for long, and a run that stopped is resumed
+    by running it again. Offline (``--sql``) the batch statement is written once.
+    """
+    batch = (
+        f"UPDATE {table} SET {assignments} WHERE ctid IN "
+        f"(SELECT ctid FROM {table} WHERE {where} LIMIT {int(batch_size)})"
+    )
+    if op.get_context().as_sql:
+        op.execute(f"-- repeat until it updates no row:\n{batch}")
+        return 0
+    total = 0
+    with op.get_context().autocommit_block():
+        while changed := op.get_bind().execute(text(batch)).rowcount:
+            total += changed
+            logger.info("backfill %s: %d row(s) so far", table, total)
+    return total
+
+
+def _constraint_exists(table: str, name: str) -> bool:
+    if op.get_context().as_sql:
+        return False
+    found = op.get_bind().execute(
+        text("SELECT 1 FROM pg_constraint WHERE conname = :name AND conrelid = to_regclass(:table)"),
+        {"name": name, "table": table},
+    )
+    return found.first() is not None
