@@ -130,9 +130,14 @@ def migrate_check(invocation: Invocation) -> None:
 @click.option(
     "--range", "span", help="Lint the revisions after A up to B, e.g. base:heads (default: pending)."
 )
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Also run the pending statements in a rolled-back transaction; show the locks.",
+)
 @json_option
 @pass_invocation
-def migrate_lint(invocation: Invocation, *, span: str | None, as_json: bool) -> None:
+def migrate_lint(invocation: Invocation, *, span: str | None, trace: bool, as_json: bool) -> None:
     """Check revisions for statements that lock live tables, rewrite them or lose data.
 
     Exit 0 clean, 1 warnings only, 2 errors. A revision waives a rule with a comment:
@@ -153,7 +158,25 @@ def migrate_lint(invocation: Invocation, *, span: str | None, as_json: bool) -> 
             click.echo(f"{where}: {finding.problem}{waived}")
             click.echo(f"    lock: {finding.lock}; safe: {finding.recipe}")
         click.echo(f"{len(report.revisions)} revision(s) linted: {report.verdict}")
+    if trace:
+        _print_trace(invocation, report.revisions if span is None else None)
     raise SystemExit(EXIT_CODES[report.verdict])
+
+
+def _print_trace(invocation: Invocation, pending: list[str] | None) -> None:
+    from atsboost import migrations
+    from atsboost.migrations.trace import trace
+
+    revisions = (
+        pending if pending is not None else [r.id for r in migrations.status(invocation.settings).pending]
+    )
+    statement = None
+    for line in trace(invocation.settings, revisions):
+        if line.statement != statement:
+            statement = line.statement
+            click.echo(f"{line.revision}: {statement}")
+        click.echo(f"    {line}")
+    click.echo("traced in a transaction that was rolled back: nothing was changed")
 
 
 @migrate.command("status")

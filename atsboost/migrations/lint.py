@@ -22,7 +22,8 @@ from pglast.parser import ParseError
 
 from atsboost.config.settings import Settings
 from atsboost.errors import MigrationError
-from atsboost.migrations.lint_rules import ERROR, Context, check, validated_not_null
+from atsboost.migrations.lint_catalogue import ERROR
+from atsboost.migrations.lint_rules import Context, check, validated_not_null
 from atsboost.migrations.options import MigrationOptions
 from atsboost.migrations.project import alembic_config
 
@@ -102,14 +103,14 @@ def in_range(scripts: ScriptDirectory, span: str) -> list[str]:
 
 
 def _lint_revision(settings: Settings | None, script: Script) -> list[Finding]:
-    statements = _statements(_render(settings, script), script)
-    created = {_table(s.relation) for s, _ in statements if isinstance(s, ast.CreateStmt)}
-    validated = validated_not_null([s for s, _ in statements])
+    parsed = statements(render(settings, script), script)
+    created = {_table(s.node.relation) for s in parsed if isinstance(s.node, ast.CreateStmt)}
+    validated = validated_not_null([s.node for s in parsed])
     waivers = _waivers(Path(script.path))
     findings = []
-    for statement, in_transaction in statements:
-        context = Context(in_transaction, validated)
-        for hit in check(statement, context, new_tables=created):
+    for statement in parsed:
+        context = Context(statement.in_transaction, validated)
+        for hit in check(statement.node, context, new_tables=created):
             rule = hit.rule
             findings.append(
                 Finding(
@@ -126,7 +127,37 @@ def _lint_revision(settings: Settings | None, script: Script) -> list[Finding]:
     return findings
 
 
-def _render(settings: Settings | None, script: Script) -> str:
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a revision's SQL: its parse tree, its text, and whether a transaction wraps it."""
+
+    node: Any
+    text: str
+    in_transaction: bool
+
+
+def statements(sql: str, script: Script) -> list[Statement]:
+    """Parse a revision's rendered SQL into its statements, without Alembic's bookkeeping and SETs."""
+    try:
+        parsed = parse_sql(sql)
+    except ParseError as exc:
+        raise MigrationError(
+            f"revision {script.revision}: its SQL does not parse ({exc}); fix the revision"
+        ) from None
+    found, in_transaction = [], False
+    for raw in parsed:
+        node = raw.stmt
+        if isinstance(node, ast.TransactionStmt):
+            kind = node.kind.name if node.kind is not None else ""
+            in_transaction = kind.endswith(("BEGIN", "START"))
+        elif not _bookkeeping(node):
+            start = raw.stmt_location or 0
+            end = start + raw.stmt_len if raw.stmt_len else len(sql)
+            found.append(Statement(node, sql[start:end].strip(), in_transaction))
+    return found
+
+
+def render(settings: Settings | None, script: Script) -> str:
     """Alembic's offline SQL for exactly this revision."""
     out = io.StringIO()
     config = alembic_config(settings, MigrationOptions("upgrade", settings=settings), output=out)
@@ -134,25 +165,6 @@ def _render(settings: Settings | None, script: Script) -> str:
     start = down if isinstance(down, str) else None  # a merge point adds no statements of its own
     command.upgrade(config, f"{start}:{script.revision}" if start else script.revision, sql=True)
     return out.getvalue()
-
-
-def _statements(sql: str, script: Script) -> list[tuple[Any, bool]]:
-    """Parse the rendered SQL; return each statement with whether it runs inside a transaction."""
-    try:
-        parsed = parse_sql(sql)
-    except ParseError as exc:
-        raise MigrationError(
-            f"revision {script.revision}: its SQL does not parse ({exc}); fix the revision"
-        ) from None
-    statements, in_transaction = [], False
-    for raw in parsed:
-        statement = raw.stmt
-        if isinstance(statement, ast.TransactionStmt):
-            kind = statement.kind.name if statement.kind is not None else ""
-            in_transaction = kind.endswith(("BEGIN", "START"))
-        elif not _bookkeeping(statement):
-            statements.append((statement, in_transaction))
-    return statements
 
 
 def _bookkeeping(statement: Any) -> bool:
