@@ -22,8 +22,11 @@ EXIT_EDITED = 5  # `migrate status`: an applied revision was edited since (docum
     "--dry-run", is_flag=True, default=None, help="Print the pending revisions and their SQL; apply nothing."
 )
 @force_option
+@click.option(
+    "--trace", is_flag=True, help="With --dry-run: also trace the locks (see `migrate lint --trace`)."
+)
 @click.pass_context
-def migrate(ctx: click.Context, *, dry_run: bool | None, force: bool | None) -> None:
+def migrate(ctx: click.Context, *, dry_run: bool | None, force: bool | None, trace: bool) -> None:
     """Apply pending revisions of every branch (one migrator at a time, each in its own transaction).
 
     Also read from the environment: MIGRATION_DRYRUN, MIGRATION_FORCE, MIGRATION_REQUIRE_FORCE,
@@ -33,10 +36,14 @@ def migrate(ctx: click.Context, *, dry_run: bool | None, force: bool | None) -> 
         return
     from atsboost import migrations
 
-    settings = ctx.ensure_object(Invocation).settings
-    result = migrations.upgrade(settings, dry_run=dry_run, force=force)
+    if trace and not dry_run:
+        raise click.UsageError("--trace goes with --dry-run: a real migration takes the locks for real")
+    invocation = ctx.ensure_object(Invocation)
+    result = migrations.upgrade(invocation.settings, dry_run=dry_run, force=force)
     if not result.dry_run:
         click.echo(summary(result))
+    elif trace:
+        _print_trace(invocation, [r.id for r in result.pending], None)
 
 
 # ignore_unknown_options: so that "-1" is the REVISION argument, not an unknown option.
@@ -135,9 +142,12 @@ def migrate_check(invocation: Invocation) -> None:
     is_flag=True,
     help="Also run the pending statements in a rolled-back transaction; show the locks.",
 )
+@click.option("--trace-url", help="Trace on this database (a staging copy) instead of DATABASE_URL.")
 @json_option
 @pass_invocation
-def migrate_lint(invocation: Invocation, *, span: str | None, trace: bool, as_json: bool) -> None:
+def migrate_lint(
+    invocation: Invocation, *, span: str | None, trace: bool, trace_url: str | None, as_json: bool
+) -> None:
     """Check revisions for statements that lock live tables, rewrite them or lose data.
 
     Exit 0 clean, 1 warnings only, 2 errors. A revision waives a rule with a comment:
@@ -158,20 +168,20 @@ def migrate_lint(invocation: Invocation, *, span: str | None, trace: bool, as_js
             click.echo(f"{where}: {finding.problem}{waived}")
             click.echo(f"    lock: {finding.lock}; safe: {finding.recipe}")
         click.echo(f"{len(report.revisions)} revision(s) linted: {report.verdict}")
-    if trace:
-        _print_trace(invocation, report.revisions if span is None else None)
+    if trace or trace_url:
+        _print_trace(invocation, report.revisions if span is None else None, trace_url)
     raise SystemExit(EXIT_CODES[report.verdict])
 
 
-def _print_trace(invocation: Invocation, pending: list[str] | None) -> None:
+def _print_trace(invocation: Invocation, pending: list[str] | None, url: str | None) -> None:
     from atsboost import migrations
     from atsboost.migrations.trace import trace
 
-    revisions = (
-        pending if pending is not None else [r.id for r in migrations.status(invocation.settings).pending]
-    )
+    settings = invocation.settings if url is None else invocation.settings.with_database(url, "--trace-url")
+    if pending is None or url is not None:
+        pending = [r.id for r in migrations.status(settings).pending]
     statement = None
-    for line in trace(invocation.settings, revisions):
+    for line in trace(settings, pending):
         if line.statement != statement:
             statement = line.statement
             click.echo(f"{line.revision}: {statement}")

@@ -7,6 +7,7 @@ accepted. The database password never appears in a message, a log line or a repr
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -95,6 +96,10 @@ class Settings:
     def embedded(self) -> bool:
         """True when no DATABASE_URL is set and the embedded development server is used."""
         return self.url is None
+
+    def with_database(self, raw_url: str, variable: str) -> Settings:
+        """Return the same settings aimed at another database (a staging copy, say), given as a URL."""
+        return dataclasses.replace(self, url=parse_database_url(raw_url, variable).url, migration_url=None)
 
     @property
     def masked_url(self) -> str:

@@ -111,7 +111,8 @@ class OnlineRun:
         self.result.pending = list(self.plan)
         if self.dry_run:
             out: TextIO = context.config.output_buffer or sys.stdout
-            print_dry_run(out, current, self.plan, self.metadata, self.settings, upgrade=self.upgrade)
+            args = (out, current, self.plan, self.metadata, self.settings)
+            print_dry_run(*args, upgrade=self.upgrade, conn=self.conn)
             self.result.after = current
             return
         if self.plan:

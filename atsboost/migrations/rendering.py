@@ -8,6 +8,7 @@ seen; a downgrade to base is held back whatever it names.
 from __future__ import annotations
 
 import inspect
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ _DROPS = re.compile(
     r"""drop_table\(\s*["']([\w.]+)["']|\bDROP TABLE (?:IF EXISTS )?([\w.\"]+)""", re.IGNORECASE
 )
 _SAMPLE = 10_000
+_CONCURRENT_BUILD = re.compile(r"CREATE (?:UNIQUE )?INDEX CONCURRENTLY IF NOT EXISTS (\w+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,13 @@ def print_dry_run(
     settings: MigrationSettings,
     *,
     upgrade: bool,
+    conn: Connection,
 ) -> None:
-    """Print what a migration would do: the current revision, the plan, then its SQL."""
+    """Print what a migration would do: the current revision, the plan, then its SQL.
+
+    The SQL is rendered offline, which cannot see the database; what the online run
+    will do beyond it (rebuild an INVALID index left by a failed build) is noted first.
+    """
     state = ", ".join(current) if current else "none (empty database)"
     print(f"-- atsboost dry run: nothing is applied. Current revision: {state}", file=out)
     if not plan:
@@ -80,8 +87,30 @@ def print_dry_run(
     print(f"-- {len(plan)} {what}, in order:", file=out)
     for revision in plan:
         print(f"--   {revision}", file=out)
+    invalid = _invalid_indexes(conn)
+    sql = io.StringIO()
+    render_sql(current, sql, metadata, settings)
+    for name in sorted(set(_CONCURRENT_BUILD.findall(sql.getvalue())) & invalid):
+        print(
+            f"-- note: index {name} is INVALID (a failed concurrent build); the run drops and rebuilds it",
+            file=out,
+        )
     print("-- The SQL below is what a migration would run, with the same timeouts:", file=out)
-    render_sql(current, out, metadata, settings)
+    out.write(sql.getvalue())
+
+
+def _invalid_indexes(conn: Connection) -> set[str]:
+    """Name the INVALID indexes; inside a caller's transaction through a savepoint, leaving it as it was."""
+    query = text(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid"
+    )
+    if conn.in_transaction():
+        with conn.begin_nested():
+            return set(conn.execute(query).scalars())
+    try:
+        return set(conn.execute(query).scalars())
+    finally:
+        conn.rollback()
 
 
 def dropped_tables(

@@ -528,3 +528,18 @@ def test_a_failure_after_a_step_outside_the_transaction_says_what_stayed_behind(
     add_revision(alembic_project, "notes02", steps.format(", if_not_exists=True", "pass"))
     migrations.upgrade(settings)
     assert version(engine) == ["notes02"]
+
+
+def test_the_dry_run_says_an_invalid_index_will_be_rebuilt(settings, engine):
+    migrations.upgrade(settings, revision=INITIAL)
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.execute(text("INSERT INTO users (email, password_hash) VALUES ('a@x.io', 'x'), ('b@x.io', 'x')"))
+        with pytest.raises(sqlalchemy.exc.IntegrityError):
+            conn.execute(text("CREATE UNIQUE INDEX CONCURRENTLY ix_users_login ON users (is_active)"))
+    out = io.StringIO()
+    migrations.upgrade(settings, dry_run=True, output=out)
+    expected = (
+        "-- note: index ix_users_login is INVALID (a failed concurrent build); the run drops and rebuilds it"
+    )
+    assert expected in out.getvalue()

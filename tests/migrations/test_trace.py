@@ -57,3 +57,24 @@ def test_a_concurrent_build_is_reported_as_not_traced(make_settings, alembic_pro
     migrations.upgrade(settings, revision="7c1f9a2b4d10")
     [line] = trace(settings, ["big03"])
     assert not line.traced and line.table == "users" and line.lock == "ShareUpdateExclusiveLock"
+
+
+def test_the_dry_run_traces_too_and_a_staging_copy_can_be_traced(
+    make_settings, alembic_project, invoke, environ, database_url, unused_tcp_port
+):
+    add_revision(alembic_project, "big01", SETUP)
+    add_revision(alembic_project, "big02", 'op.execute("ALTER TABLE big ALTER COLUMN n TYPE bigint")')
+    migrations.upgrade(make_settings(ATSBOOST_ALEMBIC_INI=str(alembic_project)), revision="big01")
+    env = {**environ, "ATSBOOST_ALEMBIC_INI": str(alembic_project)}
+    dry = invoke("migrate", "--dry-run", "--trace", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "-- atsboost dry run" in dry.stdout and "-- lint: revision big02: AB005 on big" in dry.stdout
+    assert "big: AccessExclusiveLock, rewritten" in dry.stdout
+    assert invoke("migrate", "--trace", env=env).returncode == 2  # a real run takes its locks for real
+
+    unreachable = {**env, "DATABASE_URL": f"postgresql://app@127.0.0.1:{unused_tcp_port}/prod"}
+    staging = database_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    staged = invoke(
+        "migrate", "lint", "--range", "7c1f9a2b4d10:big02", "--trace-url", staging, env=unreachable
+    )
+    assert "big: AccessExclusiveLock, rewritten" in staged.stdout, staged.stderr
