@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import sqlalchemy.exc
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from atsboost.config.settings import Settings, get_settings
+from atsboost.errors import MigrationError, first_line
+from atsboost.migrations.leftovers import left_behind, snapshot
 from atsboost.migrations.lint import Statement, render, statements
 from atsboost.migrations.project import alembic_config
 from atsboost.migrations.session import migration_engine
@@ -43,6 +46,15 @@ _SIZE = text(
     " (SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t))"
 )
 _ORDER = list(BLOCKS)  # strongest first
+# The lock a statement that runs outside a transaction is documented to take (it is not run).
+_DOCUMENTED = {
+    "IndexStmt": "ShareUpdateExclusiveLock",  # CREATE INDEX CONCURRENTLY
+    "DropStmt": "ShareUpdateExclusiveLock",  # DROP INDEX CONCURRENTLY
+    "AlterTableStmt": "ShareUpdateExclusiveLock",  # VALIDATE CONSTRAINT
+    "ReindexStmt": "ShareUpdateExclusiveLock",  # REINDEX CONCURRENTLY
+    "UpdateStmt": "RowExclusiveLock",
+    "DeleteStmt": "RowExclusiveLock",
+}
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,11 @@ class TraceLine:
     bytes: int | None
     rows: int | None
     traced: bool = True
+    note: str | None = None  # why a statement could not be traced
 
     def __str__(self) -> str:
+        if self.note is not None:
+            return f"{self.table}: not traced ({self.note})"
         if not self.traced:
             return f"{self.table}: {self.lock} (documented; not traced: runs outside a transaction)"
         size = f"{self.bytes / 1e6:.1f} MB" if self.bytes is not None else "new"
@@ -75,6 +90,9 @@ def trace(
     engine = migration_engine(settings or get_settings())
     lines: list[TraceLine] = []
     try:
+        with engine.connect() as conn:
+            before = snapshot(conn)
+            conn.rollback()
         with engine.connect() as conn, conn.begin() as transaction:
             conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{round(lock_timeout * 1000)}ms'")
             for revision in revisions:
@@ -83,6 +101,12 @@ def trace(
                     for statement in statements(render(settings, script), script):
                         lines += _trace(conn, revision, statement)
             transaction.rollback()
+        with engine.connect() as conn:
+            left = left_behind(before, conn)
+        if left:
+            raise MigrationError(
+                f"the trace left {', '.join(left)} behind; drop them, and report this as a bug"
+            )
     finally:
         engine.dispose()
     return lines
@@ -92,7 +116,7 @@ def _trace(conn: Connection, revision: str, statement: Statement) -> list[TraceL
     short = " ".join(statement.text.split())[:120]
     if not statement.in_transaction:
         table = getattr(getattr(statement.node, "relation", None), "relname", None) or "(database)"
-        documented = "ShareUpdateExclusiveLock"  # what CREATE/DROP INDEX CONCURRENTLY take
+        documented = _DOCUMENTED.get(type(statement.node).__name__, "unknown")
         return [
             TraceLine(
                 revision, short, str(table), documented, rewritten=False, bytes=None, rows=None, traced=False
@@ -100,7 +124,17 @@ def _trace(conn: Connection, revision: str, statement: Statement) -> list[TraceL
         ]
     before_files = {row[0]: row[1] for row in conn.execute(_FILES)}
     before_locks = {(row.name, row.mode) for row in conn.execute(_LOCKS)}
-    conn.exec_driver_sql(statement.text)
+    try:
+        with conn.begin_nested():  # a statement that fails here must not end the whole trace
+            conn.exec_driver_sql(statement.text)
+    except sqlalchemy.exc.DBAPIError as exc:
+        table = str(getattr(getattr(statement.node, "relation", None), "relname", None) or "(database)")
+        note = f"it fails here: {first_line(exc)}; a step outside the transaction it needs was not run"
+        return [
+            TraceLine(
+                revision, short, table, "", rewritten=False, bytes=None, rows=None, traced=False, note=note
+            )
+        ]
     after_files = {row[0]: row[1] for row in conn.execute(_FILES)}
     strongest: dict[str, str] = {}
     for name, mode in {(row.name, row.mode) for row in conn.execute(_LOCKS)} - before_locks:

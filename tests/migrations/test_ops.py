@@ -73,3 +73,22 @@ def test_a_helper_is_lint_clean_and_does_not_block_writes(
                 " WHERE table_name = 'accounts' AND column_name = 'email'"
             )
             assert conn.execute(text(nullable)).scalar_one() == "NO"
+
+
+TRACED = {  # helper: the locks the trace shows (strongest per table, with what runs outside a transaction)
+    "add_constraint_safely": [("AccessExclusiveLock", True), ("ShareUpdateExclusiveLock", False)],
+    "add_unique_safely": [("ShareUpdateExclusiveLock", False), ("", False)],  # needs the concurrent build
+    "backfill": [("RowExclusiveLock", True)],
+}
+
+
+@pytest.mark.parametrize("helper", TRACED)
+def test_the_trace_shows_the_locks_a_helper_really_takes(helper, make_settings, alembic_project):
+    from atsboost.migrations.trace import trace
+
+    add_revision(alembic_project, "ops01", SETUP)
+    add_revision(alembic_project, "ops02", "from atsboost.migrations import ops\n" + HELPERS[helper])
+    settings = make_settings(ATSBOOST_ALEMBIC_INI=str(alembic_project))
+    migrations.upgrade(settings, revision="ops01")
+    lines = [line for line in trace(settings, ["ops02"]) if line.table.endswith("accounts")]
+    assert [(line.lock, line.traced) for line in lines] == TRACED[helper]
