@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 TABLE = "atsboost_checksums"
 _CREATE = text(
     f"CREATE TABLE IF NOT EXISTS {TABLE} (revision text PRIMARY KEY, checksum text NOT NULL, "
-    "recorded_at timestamptz NOT NULL DEFAULT now())"
+    "sql_checksum text, recorded_at timestamptz NOT NULL DEFAULT now())"
 )
 _RECORD = text(
     f"INSERT INTO {TABLE} (revision, checksum) VALUES (:revision, :checksum) "
@@ -39,14 +39,33 @@ def not_ours(name: str | None, type_: str, parent_names: Any) -> bool:
 
 def checksum(script: Script) -> str:
     """Hash a revision's source, ignoring line endings and trailing spaces (an editor's doing)."""
-    source = Path(script.path).read_text(encoding="utf-8")
-    lines = [line.rstrip() for line in source.replace("\r\n", "\n").split("\n")]
+    return normalised_hash(Path(script.path).read_text(encoding="utf-8"))
+
+
+def normalised_hash(text_: str) -> str:
+    """SHA-256 of a text with line endings and trailing spaces made uniform."""
+    lines = [line.rstrip() for line in text_.replace("\r\n", "\n").split("\n")]
     return hashlib.sha256("\n".join(lines).strip().encode()).hexdigest()
+
+
+def record_sql(conn: Connection, revision: str, sql: str) -> None:
+    """Record the checksum of the SQL a revision renders (kept by atsboost's own migrate)."""
+    params = {"revision": revision, "sql": normalised_hash(sql)}
+    conn.execute(text(f"UPDATE {TABLE} SET sql_checksum = :sql WHERE revision = :revision"), params)
+
+
+def sql_recorded(conn: Connection) -> dict[str, str]:
+    """Return the recorded SQL checksums by revision (revisions applied by atsboost-db migrate)."""
+    if not conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": TABLE}).scalar_one():
+        return {}
+    rows = conn.execute(text(f"SELECT revision, sql_checksum FROM {TABLE} WHERE sql_checksum IS NOT NULL"))
+    return {revision: value for revision, value in rows}
 
 
 def ensure_table(conn: Connection) -> None:
     """Create the checksum table if it is missing (inside the migration's transaction)."""
     conn.execute(_CREATE)
+    conn.execute(text(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS sql_checksum text"))
 
 
 def record(conn: Connection, script: Script) -> None:

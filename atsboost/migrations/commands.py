@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine
 from atsboost.config.settings import Settings, get_migration_settings, get_settings
 from atsboost.errors import AtsboostError, MigrationError, MigrationLintError
 from atsboost.migrations import checksums, revisions
-from atsboost.migrations.lint import describe, lint
+from atsboost.migrations.lint import describe, lint, render
 from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
 from atsboost.migrations.plan import plan
 from atsboost.migrations.project import alembic_config, is_packaged
@@ -71,6 +71,8 @@ def upgrade(
     config = alembic_config(settings, options, output=output)
     _lint_pending(settings, dry_run=bool(options.dry_run), output=config.stdout)
     _run(command.upgrade, config, revision)
+    if not options.result.dry_run and options.result.applied:
+        _record_rendered_sql(settings, [r.id for r in options.result.applied if r.upgrade])
     return options.result
 
 
@@ -119,22 +121,63 @@ def status(settings: Settings | None = None) -> MigrationStatus:
 
 
 def validate(settings: Settings | None = None) -> list[str]:
-    """Say which applied revisions were edited after they were applied, or lost their file (empty: none)."""
-    return list(status(settings).edited)
+    """Say which applied revisions were edited, lost their file, or now render other SQL (empty: none).
 
-
-def repair(settings: Settings | None = None) -> list[str]:
-    """Record the revision files as they are now, after a reviewed edit; return what was out of step."""
+    The SQL comparison renders each revision recorded by ``atsboost-db migrate`` again:
+    it notices a change that reaches a revision without editing it (a helper it calls).
+    """
+    problems = list(status(settings).edited)
     scripts = ScriptDirectory.from_config(alembic_config(settings))
+    known = {script.revision for script in scripts.walk_revisions()}
+    for revision, recorded in _with_connection(settings, checksums.sql_recorded).items():
+        if revision not in known or any(f"revision {revision} " in problem for problem in problems):
+            continue  # named already: its file is gone or was edited
+        script = scripts.get_revision(revision)
+        if script is not None and checksums.normalised_hash(render(settings, script)) != recorded:
+            problems.append(f"revision {revision} now renders other SQL than when it was applied")
+    return problems
+
+
+def _record_rendered_sql(settings: Settings | None, revisions: list[str]) -> None:
+    """Keep the checksum of the SQL each applied revision renders, for `migrate validate`."""
+    scripts = ScriptDirectory.from_config(alembic_config(settings))
+    rendered = {rev: render(settings, script) for rev in revisions if (script := scripts.get_revision(rev))}
+
+    def record(conn: Connection) -> None:
+        for revision, sql in rendered.items():
+            checksums.record_sql(conn, revision, sql)
+        conn.commit()
+
+    _with_connection(settings, record)
+
+
+def _with_connection(settings: Settings | None, work: Callable[[Connection], Any]) -> Any:
     engine = migration_engine(settings or get_settings())
     try:
-        with engine.begin() as conn:
-            checksums.ensure_table(conn)
-            return checksums.repair(conn, scripts)
+        with engine.connect() as conn:
+            return work(conn)
     except sqlalchemy.exc.DBAPIError as exc:
         raise database_error(engine.url, exc) from None
     finally:
         engine.dispose()
+
+
+def repair(settings: Settings | None = None) -> list[str]:
+    """Record the revision files (and the SQL they render) as they are now, after a reviewed edit.
+
+    Return what was out of step.
+    """
+    out_of_step = validate(settings)
+    scripts = ScriptDirectory.from_config(alembic_config(settings))
+
+    def record_files(conn: Connection) -> dict[str, str]:
+        checksums.ensure_table(conn)
+        checksums.repair(conn, scripts)
+        conn.commit()
+        return checksums.sql_recorded(conn)
+
+    _record_rendered_sql(settings, list(_with_connection(settings, record_files)))
+    return out_of_step
 
 
 def create(name: str, *, autogenerate: bool = False, settings: Settings | None = None) -> Path:

@@ -63,3 +63,20 @@ def test_health_warns_about_an_edited_revision(invoke, environ, alembic_project)
     check = invoke("health", "--check", env=env)
     assert check.returncode == 1, check.stdout
     assert "revision checksums: revision sum02" in check.stdout
+
+
+def test_a_revision_that_renders_other_sql_is_named_by_validate(invoke, environ, alembic_project, tmp_path):
+    statement = tmp_path / "statement.sql"
+    statement.write_text("CREATE TABLE sums (id int)")
+    add_revision(
+        alembic_project, "sum03", f"import pathlib\nop.execute(pathlib.Path({str(statement)!r}).read_text())"
+    )
+    env = {**environ, "ATSBOOST_ALEMBIC_INI": str(alembic_project)}
+    assert invoke("migrate", env=env).returncode == 0
+    assert invoke("migrate", "validate", env=env).returncode == 0
+    statement.write_text("CREATE TABLE sums (id bigint)")  # the revision's file is unchanged
+    validate = invoke("migrate", "validate", env=env)
+    assert validate.returncode == 1
+    assert "revision sum03 now renders other SQL than when it was applied" in validate.stdout
+    assert invoke("migrate", "repair", env=env).returncode == 0
+    assert invoke("migrate", "validate", env=env).returncode == 0
