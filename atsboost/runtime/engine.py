@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import sqlalchemy
-import sqlalchemy.event
 import sqlalchemy.exc
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from atsboost.config.settings import Settings
-from atsboost.runtime import embedded
+from atsboost.runtime import embedded, transaction_start
 from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.pool import IdleTimeoutQueuePool
 
@@ -61,7 +60,7 @@ def connect_args(settings: Settings) -> dict[str, Any]:
         # prepared on one is missing on the next (PgBouncer before 1.21 has no support at all).
         args["prepare_threshold"] = None
     elif settings.statement_timeout_ms is not None:
-        # Poolers reject the 'options' startup parameter; there it is SET LOCAL per transaction.
+        # Poolers reject the 'options' startup parameter; there it is SET LOCAL in each transaction's BEGIN.
         args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     return args
 
@@ -96,7 +95,7 @@ def create_engine(settings: Settings) -> Engine:
     url = database_url(settings)
     engine = sqlalchemy.create_engine(url, **engine_options(settings))
     if settings.pool.mode == "transaction" and settings.statement_timeout_ms is not None:
-        _set_local_statement_timeout(engine, settings.statement_timeout_ms)
+        transaction_start.set_local_statement_timeout(engine, settings.statement_timeout_ms)
     logger.info(
         "engine for %s: %s environment, pool %d+%d, idle timeout %ss",
         url.render_as_string(hide_password=True),
@@ -121,14 +120,6 @@ def side_engine(settings: Settings, url: URL, purpose: str, *, connect_timeout: 
     if url != settings.url:
         args.pop("prepare_threshold", None)  # a pooler's needs belong to DATABASE_URL, not another URL
     return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)
-
-
-def _set_local_statement_timeout(engine: Engine, milliseconds: int) -> None:
-    """Start every transaction with SET LOCAL: session state must not outlive it behind a pooler."""
-
-    @sqlalchemy.event.listens_for(engine, "begin")
-    def set_timeout(conn: sqlalchemy.Connection) -> None:
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(milliseconds)}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""Start a transaction and set its statement timeout in the same round trip (transaction pooling).
+
+Behind a transaction pooler a session setting would outlive the transaction on a
+server connection another client gets next, and poolers reject the ``options``
+startup parameter, so the timeout has to be ``SET LOCAL`` in every transaction.
+Sent as a statement of its own, that is one more round trip per transaction.
+
+psycopg starts a transaction by sending ``BEGIN`` as a simple query just before
+the transaction's first statement, and sends none when the server already reports
+a transaction open. So the first statement of each transaction is preceded here by
+one simple query, ``BEGIN ...; SET LOCAL statement_timeout = N``, which takes the
+place of psycopg's own ``BEGIN``: the same round trips as plain SQLAlchemy. psycopg
+offers no public way to extend its ``BEGIN``; ``Connection.pgconn`` (the libpq
+connection, public API) is the documented way to send such a low-level command.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import sqlalchemy
+import sqlalchemy.event
+from psycopg import pq
+from sqlalchemy.engine import Engine
+
+
+def set_local_statement_timeout(engine: Engine, milliseconds: int) -> None:
+    """Make every transaction on this engine carry ``SET LOCAL statement_timeout`` in its BEGIN."""
+    command = f"SET LOCAL statement_timeout = {int(milliseconds)}"
+
+    # retval=True would be needed only to change the statement; this listener leaves it alone.
+    @sqlalchemy.event.listens_for(engine, "before_cursor_execute")
+    def start_transaction(conn: sqlalchemy.Connection, *_: Any) -> None:
+        dbapi_connection = conn.connection.dbapi_connection
+        if isinstance(dbapi_connection, psycopg.Connection):
+            begin(dbapi_connection, command)
+
+
+def begin(connection: psycopg.Connection[Any], command: str) -> None:
+    """Open the transaction psycopg would open, with ``command`` in the same round trip.
+
+    Does nothing in autocommit mode or when a transaction is already open. Inside
+    SQLAlchemy's statement execution, so a failure here is classified (disconnect,
+    retryable) like any statement's.
+    """
+    pgconn = connection.pgconn
+    if connection.autocommit or pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        return
+    result = pgconn.exec_(f"{begin_statement(connection)}; {command}".encode())
+    if result.status != pq.ExecStatus.COMMAND_OK:
+        message = (result.error_message or pgconn.error_message).decode(errors="replace").strip()
+        sqlstate = result.error_field(pq.DiagnosticField.SQLSTATE)
+        raise _error_class(sqlstate)(message or "the transaction could not be started")
+
+
+def _error_class(sqlstate: bytes | None) -> type[psycopg.Error]:
+    """Return the psycopg exception class for a SQLSTATE, as psycopg itself would raise."""
+    try:
+        return psycopg.errors.lookup(sqlstate.decode()) if sqlstate else psycopg.OperationalError
+    except KeyError:
+        return psycopg.DatabaseError
+
+
+def begin_statement(connection: psycopg.Connection[Any]) -> str:
+    """Return the BEGIN psycopg would send, with the isolation level, read-only and deferrable flags."""
+    parts = ["BEGIN"]
+    if connection.isolation_level is not None:
+        parts.append(f"ISOLATION LEVEL {connection.isolation_level.name.replace('_', ' ')}")
+    if connection.read_only is not None:
+        parts.append("READ ONLY" if connection.read_only else "READ WRITE")
+    if connection.deferrable is not None:
+        parts.append("DEFERRABLE" if connection.deferrable else "NOT DEFERRABLE")
+    return " ".join(parts)
