@@ -20,7 +20,6 @@ import os
 import random
 import threading
 import time
-import traceback
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +47,7 @@ class _Waiter:
 @dataclass
 class _Checkout:
     since: float
-    stack: traceback.StackSummary | None
+    stack: leaks.Captured | None
     reported: bool = False
 
 

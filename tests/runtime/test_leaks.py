@@ -2,6 +2,8 @@ import inspect
 import logging
 import time
 
+import sqlalchemy
+
 from atsboost.config.settings import load_settings
 
 
@@ -18,6 +20,24 @@ def test_a_leaked_connection_is_reported_once_with_where_it_was_taken(make_engin
     assert reports[0].startswith("a database connection has been checked out for ")
     assert "(DATABASE_LEAK_THRESHOLD=0.5s) and not returned" in reports[0]
     assert f"it was taken at {__file__}:{line} in test_a_leaked_connection" in reports[0]
+
+
+def keep_a_connection(engine, kept):
+    kept.append(engine.connect())  # the leak: this function returns, the connection stays out
+    return inspect.stack()[0].lineno - 1
+
+
+def test_a_leak_from_a_function_that_returned_names_the_line_inside_it(make_engine, caplog):
+    engine = make_engine(DATABASE_LEAK_THRESHOLD="0.5")
+    kept: list[sqlalchemy.Connection] = []
+    with caplog.at_level(logging.WARNING, logger="atsboost.runtime.leaks"):
+        line = keep_a_connection(engine, kept)
+        time.sleep(1.6)
+        kept[0].close()
+    reports = [r.getMessage() for r in caplog.records if r.name == "atsboost.runtime.leaks"]
+    assert len(reports) == 1
+    assert f"it was taken at {__file__}:{line} in keep_a_connection" in reports[0]
+    assert "test_a_leak_from_a_function_that_returned" in reports[0]  # the caller, in the full stack
 
 
 def test_connections_returned_in_time_are_not_reported(make_engine, caplog):
