@@ -11,7 +11,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy
@@ -21,6 +20,7 @@ from sqlalchemy.pool import QueuePool
 
 from atsboost.errors import first_line
 from atsboost.health import sql as q
+from atsboost.health.model import ConnectionInfo, HealthReport, Usage
 from atsboost.runtime.pool import pool_usage
 
 if TYPE_CHECKING:  # importing migrations would load Alembic with every report
@@ -28,77 +28,11 @@ if TYPE_CHECKING:  # importing migrations would load Alembic with every report
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 _LOCK_NOT_AVAILABLE = "55P03"
+_QUERY_CANCELED = "57014"
+STATEMENT_TIMEOUT_SECONDS = 2.0
+"""The bound on each of the report's queries; a section that exceeds it says so."""
 T = TypeVar("T")
-
-
-@dataclass
-class ConnectionInfo:
-    """Whether and how this report reached the server."""
-
-    reachable: bool
-    latency_ms: float | None = None
-    server_version: str | None = None
-    ssl: bool | None = None
-    revision: list[str] = field(default_factory=list)
-    head: list[str] = field(default_factory=list)
-    pending_revisions: int | None = None
-    edited_revisions: list[str] = field(default_factory=list)
-    error: str | None = None
-
-
-@dataclass
-class Usage:
-    """Connections against the server's limit, and this process's pool."""
-
-    max_connections: int
-    reserved: int
-    total: int
-    by_state: dict[str, int]
-    by_application: dict[str, int]
-    oldest_idle_in_transaction_seconds: float | None
-    pool_checked_out: int | None
-    pool_capacity: int | None
-
-    @property
-    def usable(self) -> int:
-        """Slots ordinary roles can use: max_connections minus the reserved ones."""
-        return self.max_connections - self.reserved
-
-
-@dataclass
-class HealthReport:
-    """Everything ``atsboost-db health`` shows; ``as_dict()`` is the documented JSON."""
-
-    generated_at: str
-    database: str
-    seconds: float
-    connection: ConnectionInfo
-    database_bytes: int | None = None
-    largest_tables: list[dict[str, Any]] = field(default_factory=list)
-    tables: list[dict[str, Any]] = field(default_factory=list)
-    usage: Usage | None = None
-    long_queries: list[dict[str, Any]] = field(default_factory=list)
-    blocking: list[dict[str, Any]] = field(default_factory=list)
-    invalid_indexes: list[dict[str, Any]] = field(default_factory=list)
-    unused_indexes: list[dict[str, Any]] = field(default_factory=list)
-    duplicate_indexes: list[dict[str, Any]] = field(default_factory=list)
-    cache_hit_ratio: float | None = None
-    xid_age: int | None = None
-    sequences: list[dict[str, Any]] = field(default_factory=list)
-    statements: list[dict[str, Any]] | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the report as the JSON document described in docs/health.md."""
-        from dataclasses import asdict
-
-        data = asdict(self)
-        data["schema_version"] = SCHEMA_VERSION
-        if self.usage is not None:
-            data["usage"]["usable"] = self.usage.usable
-        return data
 
 
 def report(
@@ -123,7 +57,7 @@ def report(
     try:
         with engine.connect() as conn, conn.begin() as transaction:
             conn.execute(text("SET TRANSACTION READ ONLY"))
-            conn.execute(text("SET LOCAL statement_timeout = '2s'"))
+            conn.execute(text(f"SET LOCAL statement_timeout = {round(STATEMENT_TIMEOUT_SECONDS * 1000)}"))
             # Never queue behind a lock (a migration, VACUUM FULL): give up at once and say who holds it.
             conn.execute(text("SET LOCAL lock_timeout = '50ms'"))
             result.connection = _connection(conn, started, migration_status)
@@ -157,7 +91,7 @@ def _collect(conn: Connection, result: HealthReport, long_seconds: float, unused
     def value(sql: str, **params: Any) -> Any:
         return guarded(sql, params).scalar_one()
 
-    result.database_bytes = _section("size", notes, lambda: value(q.DATABASE_SIZE))
+    result.database_bytes = _section("size", notes, lambda: _database_size(value, notes))
     result.largest_tables = (
         _section("size", notes, lambda: _unlocked(rows, notes, q.LARGEST_TABLES, q.LARGEST_TABLES_ESTIMATED))
         or []
@@ -189,6 +123,18 @@ def _collect(conn: Connection, result: HealthReport, long_seconds: float, unused
             "slow query statistics: pg_stat_statements is not installed; add it to "
             "shared_preload_libraries, restart, and run CREATE EXTENSION pg_stat_statements"
         )
+
+
+def _database_size(value: Callable[..., Any], notes: list[str]) -> int | None:
+    """Return the database's size: exact, or from the catalog where reading every file would be slow."""
+    relations = value(q.RELATIONS)
+    if relations <= q.EXACT_DATABASE_SIZE_UP_TO:
+        return value(q.DATABASE_SIZE)  # type: ignore[no-any-return]
+    notes.append(
+        f"size: the database size is estimated from the catalog ({relations:,} relations; "
+        "pg_database_size would read the size of every file)"
+    )
+    return value(q.DATABASE_SIZE_ESTIMATED)  # type: ignore[no-any-return]
 
 
 def _section(name: str, notes: list[str], collect: Callable[[], T]) -> T | None:
@@ -280,11 +226,22 @@ class _SectionFailed(Exception):
 
     def advice(self) -> str:
         """Say why the section is missing, and what to do, matching the cause."""
-        if self.holders is not None:
-            return f"skipped while {self.holders} holds an exclusive lock it needs; run again after"
-        if getattr(self.error.orig, "sqlstate", None) == "42501":
-            return (
-                f"not readable by this role ({first_line(self.error)}); grant it pg_read_all_stats "
-                "or run the report as the database owner"
-            )
-        return first_line(self.error)
+        return section_advice(self.error, self.holders)
+
+
+def section_advice(error: sqlalchemy.exc.DBAPIError, holders: str | None = None) -> str:
+    """Say why a section of the report could not be read, and what to do, matching the cause."""
+    code = getattr(error.orig, "sqlstate", None)
+    if holders is not None:
+        return f"skipped while {holders} holds an exclusive lock it needs; run again after"
+    if code == _QUERY_CANCELED:
+        return (
+            f"timed out after {STATEMENT_TIMEOUT_SECONDS:g} s (the report's bound on every query); "
+            "the server is busy or the catalog very large: run the report again later"
+        )
+    if code == "42501":
+        return (
+            f"not readable by this role ({first_line(error)}); grant it pg_read_all_stats "
+            "or run the report as the database owner"
+        )
+    return first_line(error)

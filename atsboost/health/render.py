@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from atsboost.health.checks import Check, summary
-from atsboost.health.collect import HealthReport
+from atsboost.health.model import HealthReport
 
 
 def render(report: HealthReport, checks: list[Check], *, long_query_seconds: float) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from atsboost import migrations
 from atsboost.config.settings import load_settings
 from atsboost.health.checks import Thresholds, evaluate, overall
-from atsboost.health.collect import report
+from atsboost.health.collect import report, section_advice
 from atsboost.runtime.engine import create_engine
 from tests.conftest import REPO
 
@@ -113,6 +113,42 @@ def test_duplicate_and_unused_indexes(migrated):
     duplicates = {(d["index"], d["covered_by"]) for d in found.duplicate_indexes}
     assert ("public.ix_subscriptions_user_only", "ix_subscriptions_user_status") in duplicates
     assert "public.ix_subscriptions_user_only" in {u["index"] for u in found.unused_indexes}
+
+
+def test_largest_tables_are_ranked_by_the_catalog_then_sized_exactly(migrated):
+    with migrated.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        for n in range(40):
+            conn.execute(text(f"CREATE TABLE small_{n} (id int PRIMARY KEY)"))
+        conn.execute(text("CREATE TABLE wide (id int PRIMARY KEY, body text)"))
+        conn.execute(text("INSERT INTO wide SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g"))
+        conn.execute(text("CREATE TABLE indexed (id int, key text)"))
+        conn.execute(text("INSERT INTO indexed SELECT g, md5(g::text) FROM generate_series(1, 20000) g"))
+        conn.execute(text("CREATE INDEX indexed_key ON indexed (key)"))
+        conn.execute(text("VACUUM ANALYZE wide, indexed"))
+        exact = dict(
+            conn.execute(
+                text(
+                    "SELECT format('%I.%I', 'public', t), pg_total_relation_size(t::regclass) FROM unnest("
+                    "ARRAY['wide', 'indexed']) t"
+                )
+            ).all()
+        )
+    found = report(migrated)
+    ranked = [t["table"] for t in found.largest_tables]
+    assert ranked[:2] == ["public.wide", "public.indexed"], found.largest_tables
+    assert {t["table"]: t["total_bytes"] for t in found.largest_tables[:2]} == exact
+    assert len(found.largest_tables) == 10
+
+
+def test_a_section_that_times_out_says_so_not_that_it_is_forbidden(migrated):
+    with migrated.connect() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = 50"))
+        with pytest.raises(sqlalchemy.exc.OperationalError) as raised:
+            conn.execute(text("SELECT pg_sleep(1)"))
+    advice = section_advice(raised.value)
+    assert advice.startswith("timed out after 2 s (the report's bound on every query)")
+    assert "grant" not in advice and "role" not in advice
 
 
 def test_connection_section_and_migration_state(migrated, make_settings):
