@@ -117,6 +117,7 @@ SELECT round(extract(epoch FROM max(now() - state_change))::numeric, 1)::float
 FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'
 """
 
+# This database's only: another database's work on a shared server is its own report's business.
 LONG_QUERIES = """
 SELECT pid, usename AS "user", application_name AS application,
        round(extract(epoch FROM now() - COALESCE(query_start, xact_start))::numeric, 1)::float AS seconds,
@@ -124,6 +125,7 @@ SELECT pid, usename AS "user", application_name AS application,
        left(query, 200) AS query
 FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND state <> 'idle' AND pid <> pg_backend_pid()
+  AND datname = current_database()
   AND now() - COALESCE(query_start, xact_start) > make_interval(secs => :seconds)
 ORDER BY seconds DESC
 """

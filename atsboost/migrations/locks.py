@@ -6,6 +6,10 @@ than waited for with ``pg_advisory_lock``: a blocked waiter would deadlock with
 ``CREATE INDEX CONCURRENTLY``, which waits for every open transaction. A
 session lock (not a transaction lock) survives the commits of per-revision
 transactions and autocommit blocks, and is released if the process dies.
+
+A waiter does not sleep blindly between polls: it LISTENs on a channel the holder
+NOTIFYs when it lets go, so it tries again within milliseconds of the release. The
+poll stays as the fallback for a holder that died without notifying.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import psycopg
 from sqlalchemy import Connection, Engine, text
 
 from atsboost.errors import MigrationError
@@ -38,7 +43,12 @@ def advisory_lock(engine: Engine, key: int, *, wait: float) -> Iterator[None]:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         deadline = time.monotonic() + wait
         announced = False
+        listening = False
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one():
+            if not listening:  # listen first, then try again: a release in between is not missed
+                conn.execute(text(f"LISTEN {_CHANNEL}"))
+                listening = True
+                continue
             holder = _holder(conn, key)
             if time.monotonic() >= deadline:
                 raise MigrationError(
@@ -48,11 +58,29 @@ def advisory_lock(engine: Engine, key: int, *, wait: float) -> Iterator[None]:
             if not announced:
                 logger.info("waiting for another migrator (pid %s) to finish", holder)
                 announced = True
-            time.sleep(min(0.25 + random.random() * 0.25, max(deadline - time.monotonic(), 0.01)))
+            _wait_for_release(
+                conn, min(0.25 + random.random() * 0.25, max(deadline - time.monotonic(), 0.01))
+            )
+        if listening:
+            conn.execute(text(f"UNLISTEN {_CHANNEL}"))
         try:
             yield
         finally:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.execute(text(f"NOTIFY {_CHANNEL}"))
+
+
+_CHANNEL = "atsboost_migration_lock"
+
+
+def _wait_for_release(conn: Connection, seconds: float) -> None:
+    """Wait up to ``seconds`` for a holder's NOTIFY (or any other wake-up); the caller polls again."""
+    dbapi_connection = conn.connection.dbapi_connection
+    if isinstance(dbapi_connection, psycopg.Connection):
+        for _ in dbapi_connection.notifies(timeout=seconds, stop_after=1):
+            return
+    else:  # another driver: plain polling
+        time.sleep(seconds)
 
 
 def _holder(conn: Connection, key: int) -> int | None:
