@@ -1,7 +1,11 @@
 """Benchmarks: atsboost against what users would pick instead, side by side, on one server.
 
-    python scripts/bench.py            # full run (a few minutes)
-    python scripts/bench.py --quick    # smoke run (CI): the same cases, fewer rounds
+    python scripts/bench.py                      # full run (about 15 minutes)
+    python scripts/bench.py --quick              # smoke run (CI): the same cases, fewer rounds
+    python scripts/bench.py --cases overhead,latency
+
+Variants of a case run in the same rounds, in rotated order; each figure is the
+median over rounds with its range, and each ratio is taken round by round.
 
 On an embedded PostgreSQL started for the run, or on the server of BENCH_DATABASE_URL,
 where it works in a database of its own (atsboost_bench, created and dropped here;
@@ -25,7 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import psycopg
-from benchlib import commands, contention, overhead, recovery
+from benchlib import commands, contention, health, latency, overhead, recovery
 from benchlib.common import Row
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -43,7 +47,12 @@ def main() -> int:
     with _server() as server_url:
         url = _bench_database(server_url)
         try:
-            rows = _run_all(url, quick=quick)
+            unknown = set(args.cases) - set(CASES)
+            if unknown:
+                raise SystemExit(
+                    f"unknown case(s): {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}"
+                )
+            rows = _run_all(url, quick=quick, cases=args.cases)
             facts = _facts(url, quick=quick)
         finally:
             _drop(server_url)
@@ -58,14 +67,23 @@ def main() -> int:
     return 0
 
 
-def _run_all(url: str, *, quick: bool) -> list[Row]:
+CASES = ("overhead", "latency", "contention", "recovery", "start-up", "migrations", "health")
+
+
+def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
+    runs = {
+        "overhead": lambda: overhead.run(url, iterations=200 if quick else 2000, rounds=2 if quick else 9),
+        "latency": lambda: latency.run(url, iterations=20 if quick else 200, rounds=2 if quick else 5),
+        "contention": lambda: contention.run(url, seconds=0.5 if quick else 3.0, rounds=1 if quick else 5),
+        "recovery": lambda: recovery.run(before=0.5 if quick else 1.0, after=1.5 if quick else 3.0),
+        "start-up": lambda: commands.startup(url, rounds=2 if quick else 11),
+        "migrations": lambda: commands.migrations(url, rounds=1 if quick else 7),
+        "health": lambda: health.run(url, tables=200 if quick else 20000, repeats=3 if quick else 11),
+    }
     rows: list[Row] = []
-    rows += overhead.run(url, iterations=300 if quick else 2000, rounds=3 if quick else 7)
-    rows += contention.run(url, seconds=1.0 if quick else 5.0)
-    rows += recovery.run(before=0.5 if quick else 1.0, after=1.5 if quick else 3.0)
-    rows += commands.migrations(url, repeats=1 if quick else 5)
-    rows += commands.startup(url, repeats=2 if quick else 10)
-    rows += commands.health(url, repeats=3 if quick else 20)
+    for case in cases:
+        print(f"running {case} ...", file=sys.stderr, flush=True)
+        rows += runs[case]()
     return rows
 
 
@@ -75,6 +93,12 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="fewer rounds: a smoke run, numbers are rough")
     parser.add_argument("--output", type=Path, default=Path("bench-results"), help="where to write the files")
+    parser.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        type=lambda text: tuple(c for c in text.split(",") if c),
+        help=f"comma-separated cases to run, of: {', '.join(CASES)} (default: all)",
+    )
     return parser.parse_args()
 
 
@@ -129,14 +153,14 @@ def _markdown(rows: list[Row], facts: dict[str, object]) -> str:
     lines = [f"- {key}: {value}" for key, value in facts.items()]
     lines += [
         "",
-        "| case | variant | median | p99 | unit | ratio | to | notes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | variant | median (range) | ratio, median (range) | to | notes |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         notes = ", ".join(f"{k} {v}" for k, v in r.extra.items())
-        p99 = "" if r.p99 is None else r.p99
-        ratio = "" if r.ratio is None else f"{r.ratio}x"
-        cells = [r.case, r.variant, r.median, p99, r.unit, ratio, r.baseline or "", notes]
+        spread = f" ({r.low}-{r.high})" if r.low is not None and r.high is not None else ""
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x ({r.ratio_low:.2f}-{r.ratio_high:.2f})"
+        cells = [r.case, r.variant, f"{r.median} {r.unit}{spread}", ratio, r.baseline or "", notes]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 

@@ -59,8 +59,10 @@ def connect_args(settings: Settings) -> dict[str, Any]:
         # A transaction pooler hands each transaction to any server connection: a statement
         # prepared on one is missing on the next (PgBouncer before 1.21 has no support at all).
         args["prepare_threshold"] = None
+        if settings.statement_timeout_ms is not None:
+            # Poolers reject the 'options' startup parameter: SET LOCAL, in each transaction's BEGIN.
+            args["cursor_factory"] = transaction_start.statement_timeout_cursor(settings.statement_timeout_ms)
     elif settings.statement_timeout_ms is not None:
-        # Poolers reject the 'options' startup parameter; there it is SET LOCAL in each transaction's BEGIN.
         args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     return args
 
@@ -94,8 +96,6 @@ def create_engine(settings: Settings) -> Engine:
     """Build an Engine for these settings (connects lazily, on first use)."""
     url = database_url(settings)
     engine = sqlalchemy.create_engine(url, **engine_options(settings))
-    if settings.pool.mode == "transaction" and settings.statement_timeout_ms is not None:
-        transaction_start.set_local_statement_timeout(engine, settings.statement_timeout_ms)
     logger.info(
         "engine for %s: %s environment, pool %d+%d, idle timeout %ss",
         url.render_as_string(hide_password=True),
@@ -118,7 +118,9 @@ def side_engine(settings: Settings, url: URL, purpose: str, *, connect_timeout: 
     if connect_timeout is not None:
         args["connect_timeout"] = connect_timeout
     if url != settings.url:
-        args.pop("prepare_threshold", None)  # a pooler's needs belong to DATABASE_URL, not another URL
+        # A pooler's needs belong to DATABASE_URL, not another URL.
+        args.pop("prepare_threshold", None)
+        args.pop("cursor_factory", None)
     return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)
 
 

@@ -93,8 +93,9 @@ class IdleTimeoutQueuePool(QueuePool):
             held.append(record)
         closed = 0
         # Put back the survivors oldest first, so the LIFO order is unchanged.
+        now = time.monotonic()
         for record in reversed(held):
-            if self._expired(record):
+            if self._expired(record, self._idle_for(record, now), now):
                 self._discard(record)
                 closed += 1
             else:
@@ -199,16 +200,21 @@ class IdleTimeoutQueuePool(QueuePool):
                 "the database layer is shutting down: no new connections are handed out"
             )
         record = self._acquire()
-        if self._expired(record):
+        now = time.monotonic()  # read once: every checkout pays for this bookkeeping
+        idle = self._idle_for(record, now)
+        if self._expired(record, idle, now):
             # Closing the DBAPI connection makes the entry reconnect on checkout.
             record.info.pop(_RETIRE_AT, None)
             record.close()
-        elif self._idle_for(record) > self._validate_after:
+        elif idle > self._validate_after:
             self._validate(record)
-        self._stamp_lifetime(record)
-        stack = leaks.capture_stack() if self._leak_threshold is not None else None
-        self._checked_out[record] = _Checkout(time.monotonic(), stack)
-        self._start_reaper()
+        if self._max_lifetime is not None and _RETIRE_AT not in record.info:
+            record.info[_RETIRE_AT] = now + self._max_lifetime * (1 - random.random() * _JITTER)
+        if self._leak_threshold is None:
+            self._checked_out[record] = _Checkout(now, None)
+        else:
+            self._checked_out[record] = _Checkout(now, leaks.capture_stack())
+            self._start_reaper()
         return record
 
     def _validate(self, record: ConnectionPoolEntry) -> None:
@@ -227,23 +233,18 @@ class IdleTimeoutQueuePool(QueuePool):
             self._internals.recycle_older_connections()
             record.invalidate(exc)
 
-    def _idle_for(self, record: ConnectionPoolEntry) -> float:
+    def _idle_for(self, record: ConnectionPoolEntry, now: float) -> float:
         idle_since = record.info.get(_IDLE_SINCE)
         if idle_since is None or record.dbapi_connection is None:
             return 0.0
-        return time.monotonic() - float(idle_since)
+        return now - float(idle_since)
 
-    def _expired(self, record: ConnectionPoolEntry) -> bool:
+    def _expired(self, record: ConnectionPoolEntry, idle: float, now: float) -> bool:
         """Idle past the idle timeout, or older than the (jittered) maximum lifetime."""
-        if self._idle_timeout is not None and self._idle_for(record) > self._idle_timeout:
+        if self._idle_timeout is not None and idle > self._idle_timeout:
             return True
         retire_at = record.info.get(_RETIRE_AT)
-        return retire_at is not None and time.monotonic() >= retire_at
-
-    def _stamp_lifetime(self, record: ConnectionPoolEntry) -> None:
-        if self._max_lifetime is not None and _RETIRE_AT not in record.info:
-            lifetime = self._max_lifetime * (1 - random.random() * _JITTER)
-            record.info[_RETIRE_AT] = time.monotonic() + lifetime
+        return retire_at is not None and now >= retire_at
 
     def _discard(self, record: ConnectionPoolEntry) -> None:
         record.info.pop(_RETIRE_AT, None)

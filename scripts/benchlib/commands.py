@@ -1,141 +1,164 @@
-"""Whole commands: migrations end to end, start-up of the CLIs, and the health report."""
+"""Whole commands, as a deploy runs them: start-up, migrations, and concurrent migrators.
+
+The baseline is vanilla Alembic: a project made by ``alembic init -t generic`` holding
+atsboost's own two revisions. Every figure is a whole process's wall time; variants
+run in the same rounds, in rotated order.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from sqlalchemy.engine import make_url
 
-from atsboost.config.settings import load_settings
-from atsboost.health.collect import report
-from atsboost.runtime.engine import create_engine
-from benchlib.common import Row
+from benchlib.common import Row, interleave, ratio_row, rows_from
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+VERSIONS = REPO / "atsboost" / "migrations" / "versions"
+OURS = str(BIN / "atsboost-db")
+ALEMBIC = str(BIN / "alembic")
 
 
-def migrations(url: str, *, repeats: int) -> list[Row]:
-    offline = subprocess.run(
-        [str(BIN / "alembic"), "upgrade", "head", "--sql"],
-        cwd=REPO,
-        env=_env(url),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    psql = shutil.which("psql")
+def startup(url: str, *, rounds: int) -> list[Row]:
+    """Commands against a database at head: ours against ``alembic current``."""
+    with vanilla_project(url) as project:
+        _run([OURS, "migrate"], url)
+        cases: dict[str, Callable[[], float]] = {
+            "alembic current (vanilla)": _timed([ALEMBIC, "current"], url, cwd=project),
+            "atsboost-db migrate status": _timed([OURS, "migrate", "status"], url),
+            "atsboost-db health --json": _timed([OURS, "health", "--json"], url),
+            "alembic --help": _timed([ALEMBIC, "--help"], url, cwd=project),
+            "atsboost-db --help": _timed([OURS, "--help"], url),
+        }
+        figures = interleave(cases, rounds=rounds)
+    return rows_from("start-up", figures, baseline="alembic current (vanilla)", unit="ms")
 
-    def ours() -> None:
-        _run([str(BIN / "atsboost-db"), "migrate"], url)
 
-    def one_of_eight() -> None:
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda _: _run([str(BIN / "atsboost-db"), "migrate"], url), range(8)))
-
-    rows = [Row("migrations", "atsboost-db migrate, empty database", _fresh(url, ours, repeats), unit="ms")]
-    if psql:
-
-        def by_psql() -> None:
-            subprocess.run(
-                [psql, "-q", "-v", "ON_ERROR_STOP=1", _libpq(url)],
-                input=offline,
-                text=True,
-                check=True,
-                capture_output=True,
-            )
-
-        rows.append(
-            Row("migrations", "psql applying the same offline SQL", _fresh(url, by_psql, repeats), unit="ms")
+def migrations(url: str, *, rounds: int) -> list[Row]:
+    """Two revisions on an empty database, one migrator and eight at once."""
+    with vanilla_project(url) as project:
+        cases = {
+            "alembic upgrade head (vanilla)": _fresh(
+                url, lambda: _run([ALEMBIC, "upgrade", "head"], url, cwd=project)
+            ),
+            "atsboost-db migrate": _fresh(url, lambda: _run([OURS, "migrate"], url)),
+            "8 concurrent atsboost-db migrate": _fresh(url, lambda: _concurrently(8, [OURS, "migrate"], url)),
+            "8 concurrent atsboost-db migrate status, at head": _at_head(
+                url, lambda: _concurrently(8, [OURS, "migrate", "status"], url)
+            ),
+        }
+        figures = interleave(cases, rounds=rounds)
+    rows = rows_from("migrations", figures, baseline="alembic upgrade head (vanilla)", unit="ms")
+    one_plus_statuses = [
+        a + b
+        for a, b in zip(
+            figures["atsboost-db migrate"],
+            figures["8 concurrent atsboost-db migrate status, at head"],
+            strict=True,
         )
+    ]
     rows.append(
-        Row(
+        ratio_row(
             "migrations",
-            "8 concurrent atsboost-db migrate, empty database",
-            _fresh(url, one_of_eight, repeats),
-            unit="ms",
+            "8 concurrent migrate, to 8 concurrent status plus one migrate",
+            figures["8 concurrent atsboost-db migrate"],
+            one_plus_statuses,
+            "8 concurrent status + one migrate",
         )
     )
-    base = rows[1] if psql else rows[0]
-    for row in rows:
-        row.ratio, row.baseline = round(row.median / base.median, 2), base.variant
     return rows
 
 
-def startup(url: str, *, repeats: int) -> list[Row]:
-    cases = [
-        ("atsboost-db --help", [str(BIN / "atsboost-db"), "--help"]),
-        ("alembic --help", [str(BIN / "alembic"), "--help"]),
-        ("atsboost-db migrate status", [str(BIN / "atsboost-db"), "migrate", "status"]),
-        ("alembic current", [str(BIN / "alembic"), "current"]),
-    ]
-    rows = [
-        Row(
-            "start-up",
-            name,
-            _timed(lambda command=command: _run(command, url, check=False), repeats),
-            unit="ms",
+@contextmanager
+def vanilla_project(url: str) -> Iterator[Path]:
+    """A plain Alembic project (generic template) with atsboost's revisions, aimed at ``url``."""
+    with tempfile.TemporaryDirectory(prefix="atsboost-bench-alembic-") as scratch:
+        project = Path(scratch)
+        subprocess.run(
+            [ALEMBIC, "init", "-t", "generic", "alembic"], cwd=project, check=True, capture_output=True
         )
-        for name, command in cases
-    ]
-    for row, base in ((rows[0], rows[1]), (rows[1], rows[1]), (rows[2], rows[3]), (rows[3], rows[3])):
-        row.ratio, row.baseline = round(row.median / base.median, 2), base.variant
-    return rows
+        for revision in VERSIONS.glob("*.py"):
+            shutil.copy(revision, project / "alembic" / "versions")
+        ini = project / "alembic.ini"
+        escaped = make_url(url).render_as_string(hide_password=False).replace("%", "%%")
+        lines = [
+            f"sqlalchemy.url = {escaped}" if ln.startswith("sqlalchemy.url") else ln
+            for ln in ini.read_text().splitlines()
+        ]
+        ini.write_text("\n".join(lines) + "\n")
+        yield project
 
 
-def health(url: str, *, repeats: int) -> list[Row]:
-    engine = create_engine(load_settings({"ATSBOOST_ENV": "testing", "DATABASE_URL": url}))
-    try:
-        median = _timed(lambda: report(engine), repeats)
-    finally:
-        engine.dispose()
-    return [Row("health report", "atsboost.health.report(engine)", median, unit="ms")]
+def _timed(command: list[str], url: str, *, cwd: Path = REPO) -> Callable[[], float]:
+    import time
+
+    def measure() -> float:
+        started = time.perf_counter()
+        _run(command, url, cwd=cwd)
+        return (time.perf_counter() - started) * 1000
+
+    return measure
 
 
-def _fresh(url: str, action: Callable[[], None], repeats: int) -> float:
-    """Median ms of ``action`` on a freshly emptied database (dropped and created each time)."""
-    times = []
-    for _ in range(repeats):
+def _fresh(url: str, action: Callable[[], None]) -> Callable[[], float]:
+    """A measurement of ``action`` on an emptied database (dropped and created, not timed)."""
+    import time
+
+    def measure() -> float:
         _recreate(url)
         started = time.perf_counter()
         action()
-        times.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(times), 1)
+        return (time.perf_counter() - started) * 1000
+
+    return measure
 
 
-def _timed(action: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
+def _at_head(url: str, action: Callable[[], None]) -> Callable[[], float]:
+    """A measurement of ``action`` on a database brought to head first (not timed)."""
+    import time
+
+    def measure() -> float:
+        _recreate(url)
+        _run([OURS, "migrate"], url)
         started = time.perf_counter()
         action()
-        times.append((time.perf_counter() - started) * 1000)
-    return round(statistics.median(times), 1)
+        return (time.perf_counter() - started) * 1000
+
+    return measure
+
+
+def _concurrently(count: int, command: list[str], url: str) -> None:
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(lambda _: _run(command, url), range(count)))
 
 
 def _recreate(url: str) -> None:
-    database = _libpq(url).rsplit("/", 1)[1].split("?")[0]
-    maintenance = _libpq(url).replace(f"/{database}", "/postgres", 1)
+    parsed = make_url(url)
+    maintenance = parsed.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
     with psycopg.connect(maintenance, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        name = sql.Identifier(parsed.database or "")
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
 
 
-def _run(command: list[str], url: str, *, check: bool = True) -> None:
-    subprocess.run(command, cwd=REPO, env=_env(url), capture_output=True, check=check)
+def _run(command: list[str], url: str, *, cwd: Path = REPO) -> None:
+    done = subprocess.run(command, cwd=cwd, env=_env(url), capture_output=True, text=True)
+    if done.returncode not in (0, 3):  # 3: `migrate status` with revisions pending
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr[-2000:]}")
 
 
 def _env(url: str) -> dict[str, str]:
     return {**os.environ, "ATSBOOST_ENV": "testing", "DATABASE_URL": url, "DATABASE_DISABLE_SSL": "true"}
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")

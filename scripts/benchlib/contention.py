@@ -1,7 +1,15 @@
-"""Contention: 64 threads on a pool of 5 (production's size for 2 CPUs), short transactions."""
+"""Contention: 64 threads on a pool of 5 (production's size for 2 CPUs), short transactions.
+
+Throughput is only half the story: SQLAlchemy's QueuePool lets the thread that
+returns a connection take it straight back, so some threads wait for seconds. Each
+trial reports transactions per second, the checkouts that waited over 1 s, and the
+spread of transactions per thread (min, max, and the largest distance from the mean).
+Variants run in interleaved, rotated trials.
+"""
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -9,108 +17,111 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 from sqlalchemy import text
 
-from atsboost.config.settings import load_settings
-from atsboost.runtime.engine import create_engine
-from benchlib.common import Row, percentile
+from atsboost.db import run_transaction
+from benchlib.common import Row, interleave, rows_from
+from benchlib.engines import atsboost_engine
 
 QUERY = "SELECT value FROM bench_items WHERE id = 1"
+STATEMENT = text(QUERY)
 THREADS = 64
 POOL_SIZE = 5
+BASELINE = "psycopg_pool"
 
 
-def run(url: str, *, seconds: float) -> list[Row]:
+class Trial:
+    """The figures of one timed trial of one variant."""
+
+    def __init__(self, per_thread: list[int], long_waits: int, elapsed: float) -> None:
+        self.per_thread = per_thread
+        self.long_waits = long_waits
+        self.tps = sum(per_thread) / elapsed
+
+    @property
+    def spread(self) -> float:
+        """The largest distance of a thread's count from the mean, as a fraction of the mean."""
+        mean = statistics.mean(self.per_thread)
+        return max(abs(n - mean) for n in self.per_thread) / mean if mean else 1.0
+
+
+def run(url: str, *, seconds: float, rounds: int) -> list[Row]:
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
-    engine = create_engine(
-        load_settings(
-            {
-                "ATSBOOST_ENV": "production",
-                "DATABASE_URL": url,
-                "DATABASE_DISABLE_SSL": "true",
-                "DATABASE_POOL_SIZE": str(POOL_SIZE),
-                "DATABASE_POOL_TIMEOUT": "30",
-            }
-        )
-    )
-    statement = text(QUERY)
+    sized = {
+        "DATABASE_POOL_SIZE": str(POOL_SIZE),
+        "DATABASE_MAX_OVERFLOW": "0",
+        "DATABASE_POOL_TIMEOUT": "30",
+    }
+    ours = atsboost_engine(url, "production", **sized)
+    plain = sqlalchemy.create_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=30)
+    pool = ConnectionPool(libpq, min_size=POOL_SIZE, max_size=POOL_SIZE, timeout=30, open=True)
+    trials: dict[str, list[Trial]] = {}
+    variants: dict[str, Callable[[], AbstractContextManager[Any]] | Callable[[], None]] = {
+        BASELINE: lambda: _pooled(pool),
+        "SQLAlchemy QueuePool, Core": lambda: _core(plain),
+        "atsboost engine, Core": lambda: _core(ours),
+        "atsboost run_transaction": lambda: run_transaction(
+            lambda s: s.execute(STATEMENT).scalar(), engine=ours
+        ),
+    }
 
-    def ours() -> AbstractContextManager[Any]:
-        return engine.connect()
+    def measure(name: str) -> Callable[[], float]:
+        def trial() -> float:
+            result = _trial(variants[name], seconds)  # type: ignore[arg-type]
+            trials.setdefault(name, []).append(result)
+            return result.tps
 
-    rows = [
-        _measure(
-            "atsboost engine",
-            ours,
-            lambda c: c.execute(statement).scalar(),
-            sqlalchemy.exc.TimeoutError,
-            seconds,
-        )
-    ]
-    engine.dispose()
-    with ConnectionPool(libpq, min_size=POOL_SIZE, max_size=POOL_SIZE, timeout=30, open=True) as pool:
-        rows.append(
-            _measure(
-                "psycopg_pool", pool.connection, lambda c: c.execute(QUERY).fetchone(), PoolTimeout, seconds
-            )
-        )
-    base = rows[1]
+        return trial
+
+    try:
+        figures = interleave({name: measure(name) for name in variants}, rounds=rounds)
+    finally:
+        ours.dispose()
+        plain.dispose()
+        pool.close()
+    rows = rows_from("contention (64 threads, pool of 5)", figures, baseline=BASELINE, unit="tx/s", digits=0)
     for row in rows:
-        row.ratio = round(row.median / base.median, 2) if base.median else None
-        row.baseline = base.variant
+        done = trials[row.variant]
+        row.extra["waits_over_1s"] = sum(t.long_waits for t in done)
+        row.extra["tx_per_thread_min"] = min(min(t.per_thread) for t in done)
+        row.extra["tx_per_thread_max"] = max(max(t.per_thread) for t in done)
+        row.extra["max_distance_from_mean"] = f"{max(t.spread for t in done):.0%}"
     return rows
 
 
-def _measure(
-    variant: str,
-    checkout: Callable[[], AbstractContextManager[Any]],
-    work: Callable[[Any], object],
-    timeout_error: type[BaseException],
-    seconds: float,
-) -> Row:
-    waits: list[float] = []
-    done = [0]
-    timeouts = [0]
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
+def _pooled(pool: ConnectionPool) -> None:
+    with pool.connection() as conn:
+        conn.execute(QUERY).fetchone()
 
-    def worker() -> None:
-        local_waits, count, failed = [], 0, 0
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            try:
-                with checkout() as conn:
-                    local_waits.append((time.perf_counter() - started) * 1000)
-                    work(conn)
-                    if hasattr(conn, "commit"):
-                        conn.commit()
-                count += 1
-            except timeout_error:
-                failed += 1
-        with lock:
-            waits.extend(local_waits)
-            done[0] += count
-            timeouts[0] += failed
 
-    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
-    started = time.monotonic()
+def _core(engine: sqlalchemy.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(STATEMENT).scalar()
+
+
+def _trial(transaction: Callable[[], None], seconds: float) -> Trial:
+    """64 threads run ``transaction`` in a loop for ``seconds``; a wait is a transaction's whole time."""
+    counts = [0] * THREADS
+    long_waits = [0] * THREADS
+    start = threading.Barrier(THREADS + 1)
+    deadline = [0.0]
+
+    def worker(index: int) -> None:
+        start.wait()
+        while time.monotonic() < deadline[0]:
+            began = time.monotonic()
+            transaction()
+            if time.monotonic() - began > 1.0:
+                long_waits[index] += 1
+            counts[index] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
     for thread in threads:
         thread.start()
+    deadline[0] = time.monotonic() + seconds
+    started = time.monotonic()
+    start.wait()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
-    tps = done[0] / elapsed
-    # The row's figure is transactions per second; p99 is the wait for a connection, in ms.
-    return Row(
-        "contention",
-        variant,
-        round(tps, 0),
-        round(percentile(waits, 99), 2),
-        unit="tx/s",
-        extra={
-            "p99_wait_ms": round(percentile(waits, 99), 2),
-            "pool_timeouts": timeouts[0],
-            "transactions": done[0],
-        },
-    )
+    return Trial(counts, sum(long_waits), time.monotonic() - started)

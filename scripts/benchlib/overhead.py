@@ -1,88 +1,130 @@
-"""Per-transaction overhead: a one-row query and its commit, through each layer."""
+"""Per-transaction cost: a one-row query and its commit, through each layer, like against like.
+
+atsboost's Core path is compared with SQLAlchemy Core, ``session_scope`` and
+``run_transaction`` with a plain ORM ``Session.begin()``; each with and without
+``pool_pre_ping``, and atsboost in production, development (leak detection on) and
+transaction-pool mode with a statement timeout. The floor is one raw psycopg
+connection kept open.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 
 import psycopg
 import sqlalchemy
 from psycopg_pool import ConnectionPool
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from atsboost.config.settings import load_settings
 from atsboost.db import run_transaction, session_scope
-from atsboost.runtime.engine import create_engine
-from benchlib.common import Row, per_call, with_ratios
+from benchlib.common import Row, interleave, per_call, ratio_row, rows_from
+from benchlib.engines import atsboost_engine
 
 QUERY = "SELECT value FROM bench_items WHERE id = 1"
+FLOOR = "raw psycopg, one connection kept open (floor)"
+STATEMENT = text(QUERY)
+
+# (atsboost variant, the plain SQLAlchemy variant it wraps): atsboost's own cost is their ratio.
+OWN_COST = [
+    ("atsboost engine, Core (production)", "SQLAlchemy Core, QueuePool"),
+    ("atsboost engine, Core (development: leak detection on)", "SQLAlchemy Core, QueuePool"),
+    ("atsboost session_scope (production)", "SQLAlchemy ORM Session.begin()"),
+    ("atsboost run_transaction (production)", "SQLAlchemy ORM Session.begin()"),
+    ("atsboost run_transaction (development: leak detection on)", "SQLAlchemy ORM Session.begin()"),
+    ("atsboost run_transaction (transaction pool mode, statement timeout)", "SQLAlchemy ORM Session.begin()"),
+    ("atsboost run_transaction (production, read_only=True)", "SQLAlchemy ORM Session.begin(), READ ONLY"),
+]
 
 
 def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
-    _prepare(libpq)
-    statement = text(QUERY)
-    rows: list[Row] = []
-
-    def measure(variant: str, fn: object) -> None:
-        median, p99 = per_call(fn, iterations=iterations, rounds=rounds)  # type: ignore[arg-type]
-        rows.append(Row("overhead", variant, round(median, 1), round(p99, 1)))
-
-    with psycopg.connect(libpq) as raw:
-
-        def raw_call() -> None:
-            raw.execute(QUERY).fetchone()
-            raw.commit()
-
-        measure("raw psycopg, one connection kept open (floor)", raw_call)
-
-    with ConnectionPool(libpq, min_size=1, max_size=1, open=True) as pool:
-
-        def pool_call() -> None:
-            with pool.connection() as conn:
-                conn.execute(QUERY).fetchone()
-
-        measure("psycopg_pool", pool_call)
-
-    for variant, engine in (
-        ("SQLAlchemy QueuePool, pool_pre_ping=True", sqlalchemy.create_engine(url, pool_pre_ping=True)),
-        ("SQLAlchemy QueuePool (no protection)", sqlalchemy.create_engine(url)),
-    ):
-
-        def core_call(engine: sqlalchemy.Engine = engine) -> None:
-            with engine.begin() as conn:
-                conn.execute(statement).scalar()
-
-        measure(variant, core_call)
-        engine.dispose()
-
-    ours = create_engine(
-        load_settings(
-            {
-                "ATSBOOST_ENV": "production",
-                "DATABASE_URL": url,
-                "DATABASE_DISABLE_SSL": "true",
-                "DATABASE_HEALTH_MONITOR": "false",
-            }
+    prepare(libpq)
+    with variants(url, libpq) as calls:
+        for call in calls.values():  # open every connection before anything is timed
+            for _ in range(50):
+                call()
+        figures = interleave(
+            {name: per_call(call, iterations=iterations) for name, call in calls.items()}, rounds=rounds
         )
-    )
-
-    def ours_core() -> None:
-        with ours.begin() as conn:
-            conn.execute(statement).scalar()
-
-    def ours_session() -> None:
-        with session_scope(ours) as session:
-            session.execute(statement).scalar()
-
-    def ours_retry() -> None:
-        run_transaction(lambda session: session.execute(statement).scalar(), engine=ours)
-
-    measure("atsboost engine, Core (stale-connection protection on)", ours_core)
-    measure("atsboost session_scope (ORM Session)", ours_session)
-    measure("atsboost run_transaction (ORM Session + retry)", ours_retry)
-    ours.dispose()
-    return with_ratios(rows, "raw psycopg, one connection kept open (floor)")
+    rows = rows_from("overhead", figures, baseline=FLOOR, unit="us")
+    rows += [ratio_row("own cost", ours, figures[ours], figures[plain], plain) for ours, plain in OWN_COST]
+    return rows
 
 
-def _prepare(libpq: str) -> None:
+@contextmanager
+def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
+    """Every variant as a callable running one transaction; connections closed on exit."""
+    with ExitStack() as stack:
+        raw = stack.enter_context(psycopg.connect(libpq))
+        pool = stack.enter_context(ConnectionPool(libpq, min_size=1, max_size=1, open=True))
+
+        def engine(made: sqlalchemy.Engine) -> sqlalchemy.Engine:
+            stack.callback(made.dispose)
+            return made
+
+        plain = engine(sqlalchemy.create_engine(url))
+        pinged = engine(sqlalchemy.create_engine(url, pool_pre_ping=True))
+        production = engine(atsboost_engine(url, "production"))
+        development = engine(atsboost_engine(url, "development"))
+        pooled = engine(
+            atsboost_engine(
+                url, "production", DATABASE_POOL_MODE="transaction", DATABASE_STATEMENT_TIMEOUT="5000"
+            )
+        )
+        yield {
+            FLOOR: lambda: raw_transaction(raw),
+            "psycopg_pool": lambda: pool_transaction(pool),
+            "SQLAlchemy Core, QueuePool": lambda: core(plain),
+            "SQLAlchemy Core, pool_pre_ping=True": lambda: core(pinged),
+            "atsboost engine, Core (production)": lambda: core(production),
+            "atsboost engine, Core (development: leak detection on)": lambda: core(development),
+            "SQLAlchemy ORM Session.begin()": lambda: orm(plain),
+            "SQLAlchemy ORM Session.begin(), pool_pre_ping=True": lambda: orm(pinged),
+            "SQLAlchemy ORM Session.begin(), READ ONLY": lambda: orm(plain, read_only=True),
+            "atsboost session_scope (production)": lambda: scoped(production),
+            "atsboost run_transaction (production)": lambda: retried(production),
+            "atsboost run_transaction (production, read_only=True)": lambda: retried(
+                production, read_only=True
+            ),
+            "atsboost run_transaction (development: leak detection on)": lambda: retried(development),
+            "atsboost run_transaction (transaction pool mode, statement timeout)": lambda: retried(pooled),
+        }
+
+
+def raw_transaction(conn: psycopg.Connection) -> None:
+    conn.execute(QUERY).fetchone()
+    conn.commit()
+
+
+def pool_transaction(pool: ConnectionPool) -> None:
+    with pool.connection() as conn:
+        conn.execute(QUERY).fetchone()
+
+
+def core(engine: sqlalchemy.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(STATEMENT).scalar()
+
+
+def orm(engine: sqlalchemy.Engine, *, read_only: bool = False) -> None:
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        if read_only:
+            session.connection(execution_options={"postgresql_readonly": True})
+        session.execute(STATEMENT).scalar()
+
+
+def scoped(engine: sqlalchemy.Engine) -> None:
+    with session_scope(engine) as session:
+        session.execute(STATEMENT).scalar()
+
+
+def retried(engine: sqlalchemy.Engine, *, read_only: bool = False) -> None:
+    run_transaction(lambda session: session.execute(STATEMENT).scalar(), engine=engine, read_only=read_only)
+
+
+def prepare(libpq: str) -> None:
     with psycopg.connect(libpq, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS bench_items (id int PRIMARY KEY, value int NOT NULL)")
         conn.execute("INSERT INTO bench_items VALUES (1, 42) ON CONFLICT DO NOTHING")
