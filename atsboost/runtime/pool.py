@@ -21,7 +21,7 @@ import random
 import threading
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy.exc
@@ -38,13 +38,22 @@ _RETIRE_AT = "atsboost.retire_at"
 _JITTER = 0.1  # retire connections up to 10 % early, so those opened together do not all reconnect at once
 
 
-@dataclass
 class _Waiter:
-    ready: threading.Event = field(default_factory=threading.Event)
-    record: ConnectionPoolEntry | None = None
+    """One thread waiting for a connection: a lock held until a connection is handed to it.
+
+    A bare lock is the cheapest wake-up the threading module has (an Event is a
+    Condition around a lock, several objects for every wait).
+    """
+
+    __slots__ = ("ready", "record")
+
+    def __init__(self) -> None:
+        self.ready = threading.Lock()
+        self.ready.acquire()
+        self.record: ConnectionPoolEntry | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Checkout:
     since: float
     stack: leaks.Captured | None
@@ -162,7 +171,7 @@ class IdleTimeoutQueuePool(QueuePool):
             if self._waiters:
                 waiter = self._waiters.popleft()
                 waiter.record = record
-                waiter.ready.set()
+                waiter.ready.release()
                 return
             self._internals.put_idle(record)
 
@@ -181,7 +190,7 @@ class IdleTimeoutQueuePool(QueuePool):
             except BaseException:
                 self._internals.release_slot()
                 raise
-        if waiter.ready.wait(self._internals.timeout):
+        if waiter.ready.acquire(timeout=self._internals.timeout):
             assert waiter.record is not None
             return waiter.record
         with self._handoff:
