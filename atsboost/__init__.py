@@ -7,7 +7,6 @@ them SQLAlchemy) load on first use, so ``atsboost-db --help`` starts quickly.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
 from atsboost.errors import (
@@ -19,8 +18,6 @@ from atsboost.errors import (
 
 if TYPE_CHECKING:
     from atsboost.config.settings import Environment, Settings, get_settings, load_settings
-
-__version__ = _version("atsboost")
 
 __all__ = [
     "AtsboostError",
@@ -38,6 +35,10 @@ _LAZY = {"Environment", "Settings", "get_settings", "load_settings"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # importlib.metadata takes 50 ms to load: only when asked
+        from importlib.metadata import version
+
+        return version("atsboost")
     if name in _LAZY:
         return getattr(importlib.import_module("atsboost.config.settings"), name)
     raise AttributeError(f"module 'atsboost' has no attribute {name!r}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from email_validator import EmailNotValidError, validate_email
-
 from atsboost.config.envvars import EnvironmentVariables
 from atsboost.errors import ConfigurationError
 
@@ -28,7 +26,13 @@ class SeedSettings:
 
 def read_seed_settings(env: EnvironmentVariables) -> SeedSettings:
     """Read the first admin's email (checked now, before any work) and password (never stripped)."""
-    given = env.text("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+    given = env.text("ADMIN_EMAIL")
+    password = env.raw("ADMIN_INITIAL_PASSWORD")  # not stripped: spaces may be part of a password
+    if given is None:
+        return SeedSettings(admin_email=DEFAULT_ADMIN_EMAIL, admin_password=password or None)
+    # Loaded only to check an address that was given (it takes 30 ms to import).
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         email = validate_email(given, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -37,6 +41,4 @@ def read_seed_settings(env: EnvironmentVariables) -> SeedSettings:
             f"ADMIN_EMAIL={shown!r} is not a usable email address ({exc}); set it to the first admin's "
             "address, e.g. ops@yourcompany.com"
         ) from None
-    # Not stripped: spaces may be part of a password.
-    password = env.raw("ADMIN_INITIAL_PASSWORD")
     return SeedSettings(admin_email=email, admin_password=password or None)

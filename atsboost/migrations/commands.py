@@ -27,7 +27,6 @@ from sqlalchemy import Connection, Engine
 from atsboost.config.settings import Settings, get_migration_settings, get_settings
 from atsboost.errors import AtsboostError, MigrationError, MigrationLintError
 from atsboost.migrations import checksums, revisions
-from atsboost.migrations.lint import describe, lint, render
 from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
 from atsboost.migrations.plan import plan
 from atsboost.migrations.project import alembic_config, is_packaged
@@ -126,6 +125,8 @@ def validate(settings: Settings | None = None) -> list[str]:
     The SQL comparison renders each revision recorded by ``atsboost-db migrate`` again:
     it notices a change that reaches a revision without editing it (a helper it calls).
     """
+    from atsboost.migrations.lint import render  # the SQL parser loads only for commands that lint
+
     problems = list(status(settings).edited)
     scripts = ScriptDirectory.from_config(alembic_config(settings))
     known = {script.revision for script in scripts.walk_revisions()}
@@ -140,6 +141,8 @@ def validate(settings: Settings | None = None) -> list[str]:
 
 def _record_rendered_sql(settings: Settings | None, revisions: list[str]) -> None:
     """Keep the checksum of the SQL each applied revision renders, for `migrate validate`."""
+    from atsboost.migrations.lint import render
+
     scripts = ScriptDirectory.from_config(alembic_config(settings))
     rendered = {rev: render(settings, script) for rev in revisions if (script := scripts.get_revision(rev))}
 
@@ -254,6 +257,8 @@ def _lint_pending(settings: Settings | None, *, dry_run: bool, output: TextIO) -
     if migration.lint == "off":
         return
     pending = [revision.id for revision in status(settings).pending]
+    from atsboost.migrations.lint import describe, lint
+
     if not pending:
         return
     live = [f for f in lint(settings, revisions=pending).findings if f.waived is None]
