@@ -21,7 +21,7 @@ from sqlalchemy.pool import QueuePool
 from atsboost.errors import first_line
 from atsboost.health import sql as q
 from atsboost.health.model import ConnectionInfo, HealthReport, Usage
-from atsboost.runtime.pool import pool_usage
+from atsboost.runtime.pool_internals import pool_usage
 
 if TYPE_CHECKING:  # importing migrations would load Alembic with every report
     from atsboost.migrations import MigrationStatus

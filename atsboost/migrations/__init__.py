@@ -11,12 +11,11 @@ from atsboost.migrations.commands import (
     create,
     downgrade,
     merge,
-    repair,
     status,
     upgrade,
-    validate,
 )
 from atsboost.migrations.environment import run_migrations
+from atsboost.migrations.integrity import repair, validate
 from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
 from atsboost.migrations.project import alembic_config, init_project
 

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine
 
 from atsboost.config.settings import Settings, get_migration_settings, get_settings
 from atsboost.errors import AtsboostError, MigrationError, MigrationLintError
-from atsboost.migrations import checksums, revisions
+from atsboost.migrations import checksums, integrity, revisions
 from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
 from atsboost.migrations.plan import plan
 from atsboost.migrations.project import alembic_config, is_packaged
@@ -68,10 +68,10 @@ def upgrade(
     """
     options = MigrationOptions("upgrade", revision, settings, connection, dry_run, force)
     config = alembic_config(settings, options, output=output)
-    _lint_pending(settings, dry_run=bool(options.dry_run), output=config.stdout)
+    rendered = _lint_pending(settings, dry_run=bool(options.dry_run), output=config.stdout)
     _run(command.upgrade, config, revision)
     if not options.result.dry_run and options.result.applied:
-        _record_rendered_sql(settings, [r.id for r in options.result.applied if r.upgrade])
+        integrity.record_rendered_sql(settings, [r.id for r in options.result.applied if r.upgrade], rendered)
     return options.result
 
 
@@ -117,70 +117,6 @@ def status(settings: Settings | None = None) -> MigrationStatus:
             "it was migrated by a newer release: deploy that release, or downgrade with it first"
         ) from None
     return MigrationStatus(current, tuple(script.get_heads()), pending, edited)
-
-
-def validate(settings: Settings | None = None) -> list[str]:
-    """Say which applied revisions were edited, lost their file, or now render other SQL (empty: none).
-
-    The SQL comparison renders each revision recorded by ``atsboost-db migrate`` again:
-    it notices a change that reaches a revision without editing it (a helper it calls).
-    """
-    from atsboost.migrations.lint import render  # the SQL parser loads only for commands that lint
-
-    problems = list(status(settings).edited)
-    scripts = ScriptDirectory.from_config(alembic_config(settings))
-    known = {script.revision for script in scripts.walk_revisions()}
-    for revision, recorded in _with_connection(settings, checksums.sql_recorded).items():
-        if revision not in known or any(f"revision {revision} " in problem for problem in problems):
-            continue  # named already: its file is gone or was edited
-        script = scripts.get_revision(revision)
-        if script is not None and checksums.normalised_hash(render(settings, script)) != recorded:
-            problems.append(f"revision {revision} now renders other SQL than when it was applied")
-    return problems
-
-
-def _record_rendered_sql(settings: Settings | None, revisions: list[str]) -> None:
-    """Keep the checksum of the SQL each applied revision renders, for `migrate validate`."""
-    from atsboost.migrations.lint import render
-
-    scripts = ScriptDirectory.from_config(alembic_config(settings))
-    rendered = {rev: render(settings, script) for rev in revisions if (script := scripts.get_revision(rev))}
-
-    def record(conn: Connection) -> None:
-        for revision, sql in rendered.items():
-            checksums.record_sql(conn, revision, sql)
-        conn.commit()
-
-    _with_connection(settings, record)
-
-
-def _with_connection(settings: Settings | None, work: Callable[[Connection], Any]) -> Any:
-    engine = migration_engine(settings or get_settings())
-    try:
-        with engine.connect() as conn:
-            return work(conn)
-    except sqlalchemy.exc.DBAPIError as exc:
-        raise database_error(engine.url, exc) from None
-    finally:
-        engine.dispose()
-
-
-def repair(settings: Settings | None = None) -> list[str]:
-    """Record the revision files (and the SQL they render) as they are now, after a reviewed edit.
-
-    Return what was out of step.
-    """
-    out_of_step = validate(settings)
-    scripts = ScriptDirectory.from_config(alembic_config(settings))
-
-    def record_files(conn: Connection) -> dict[str, str]:
-        checksums.ensure_table(conn)
-        checksums.repair(conn, scripts)
-        conn.commit()
-        return checksums.sql_recorded(conn)
-
-    _record_rendered_sql(settings, list(_with_connection(settings, record_files)))
-    return out_of_step
 
 
 def create(name: str, *, autogenerate: bool = False, settings: Settings | None = None) -> Path:
@@ -251,21 +187,25 @@ def _describe(diff: Any) -> str:
     return f"{kind.replace('_', ' ')}: {'.'.join(name for name in names if isinstance(name, str))}"
 
 
-def _lint_pending(settings: Settings | None, *, dry_run: bool, output: TextIO) -> None:
-    """Lint what is pending before anything runs: refuse errors (MIGRATION_LINT=error), else report them."""
+def _lint_pending(settings: Settings | None, *, dry_run: bool, output: TextIO) -> dict[str, str]:
+    """Lint what is pending before anything runs: refuse errors (MIGRATION_LINT=error), else report them.
+
+    Return the offline SQL linted, by revision, so it is not rendered twice.
+    """
     migration = settings.migration if settings is not None else get_migration_settings()
     if migration.lint == "off":
-        return
+        return {}
     pending = [revision.id for revision in status(settings).pending]
+    if not pending:
+        return {}
     from atsboost.migrations.lint import describe, lint
 
-    if not pending:
-        return
-    live = [f for f in lint(settings, revisions=pending).findings if f.waived is None]
+    report = lint(settings, revisions=pending)
+    live = [f for f in report.findings if f.waived is None]
     if dry_run:
         for finding in live:
             print(f"-- lint: {describe(finding)}", file=output)
-        return
+        return report.rendered
     errors = [f for f in live if f.severity == "error"]
     if errors and migration.lint == "error":
         raise MigrationLintError(
@@ -276,6 +216,7 @@ def _lint_pending(settings: Settings | None, *, dry_run: bool, output: TextIO) -
         )
     for finding in live:
         logger.warning("lint: %s", describe(finding))
+    return report.rendered
 
 
 def _own_project(settings: Settings | None, options: MigrationOptions) -> Config:

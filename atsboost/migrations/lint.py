@@ -51,6 +51,7 @@ class LintReport:
 
     revisions: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    rendered: dict[str, str] = field(default_factory=dict, repr=False)  # the offline SQL linted, by revision
 
     @property
     def verdict(self) -> str:
@@ -81,7 +82,8 @@ def lint(
             raise MigrationError(
                 f"no revision {revision!r} in this project; `atsboost-db migrate status` lists them"
             )
-        report.findings += _lint_revision(settings, script)
+        report.rendered[revision] = render(settings, script)
+        report.findings += _lint_revision(report.rendered[revision], script)
     return report
 
 
@@ -102,8 +104,8 @@ def in_range(scripts: ScriptDirectory, span: str) -> list[str]:
     return [script.revision for script in reversed(list(found)) if script.revision != lower]
 
 
-def _lint_revision(settings: Settings | None, script: Script) -> list[Finding]:
-    parsed = statements(render(settings, script), script)
+def _lint_revision(sql: str, script: Script) -> list[Finding]:
+    parsed = statements(sql, script)
     created = {_table(s.node.relation) for s in parsed if isinstance(s.node, ast.CreateStmt)}
     validated = validated_not_null([s.node for s in parsed])
     waivers = _waivers(Path(script.path))

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from atsboost.config.settings import Settings
 from atsboost.errors import first_line
 from atsboost.runtime.engine import side_engine
-from atsboost.runtime.pool import pool_usage
+from atsboost.runtime.pool_internals import pool_usage
 
 logger = logging.getLogger(__name__)
 

@@ -39,11 +39,7 @@ _JITTER = 0.1  # retire connections up to 10 % early, so those opened together d
 
 
 class _Waiter:
-    """One thread waiting for a connection: a lock held until a connection is handed to it.
-
-    A bare lock is the cheapest wake-up the threading module has (an Event is a
-    Condition around a lock, several objects for every wait).
-    """
+    """A thread waiting for a connection: a bare lock (cheaper than an Event), released on hand-over."""
 
     __slots__ = ("ready", "record")
 
@@ -300,10 +296,3 @@ def _reap_forever(
         except Exception:  # a maintenance thread must never die silently mid-flight
             logger.exception("pool maintenance failed")
         del pool
-
-
-def pool_usage(pool: Any) -> tuple[int, int]:
-    """Return (checked out, capacity) of a QueuePool: capacity is size plus overflow; (0, 0) for others."""
-    if not isinstance(pool, QueuePool):
-        return 0, 0
-    return pool.checkedout(), pool.size() + max(QueuePoolInternals(pool).max_overflow, 0)

@@ -11,7 +11,7 @@ this file only, and the pool's tests catch it.
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
@@ -73,3 +73,10 @@ class QueuePoolInternals:
         """Make every connection opened before now reconnect at its next checkout."""
         # What the pool does itself after a disconnect error; no public method marks the time alone.
         self._target._invalidate_time = time.time()
+
+
+def pool_usage(pool: Any) -> tuple[int, int]:
+    """Return (checked out, capacity) of a QueuePool: capacity is size plus overflow; (0, 0) for others."""
+    if not isinstance(pool, QueuePool):
+        return 0, 0
+    return pool.checkedout(), pool.size() + max(QueuePoolInternals(pool).max_overflow, 0)
