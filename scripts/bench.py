@@ -72,7 +72,7 @@ CASES = ("overhead", "latency", "contention", "recovery", "start-up", "migration
 
 def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
     runs = {
-        "overhead": lambda: overhead.run(url, iterations=200 if quick else 2000, rounds=2 if quick else 9),
+        "overhead": lambda: overhead.run(url, iterations=200 if quick else 250, rounds=2 if quick else 60),
         "latency": lambda: latency.run(url, iterations=20 if quick else 200, rounds=2 if quick else 5),
         "contention": lambda: contention.run(url, seconds=0.5 if quick else 3.0, rounds=1 if quick else 5),
         "recovery": lambda: recovery.run(before=0.5 if quick else 1.0, after=1.5 if quick else 3.0),

@@ -13,6 +13,7 @@ from benchlib.common import Row, interleave, per_call, rows_from
 from benchlib.proxy import delay_proxy
 
 DELAY = 0.001
+COUNTED = 100  # transactions whose round trips are counted, per variant
 VARIANTS = [
     overhead.FLOOR,
     "SQLAlchemy Core, QueuePool",

@@ -9,6 +9,8 @@ connection kept open.
 
 from __future__ import annotations
 
+import cProfile
+import pstats
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -45,11 +47,17 @@ def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
         for call in calls.values():  # open every connection before anything is timed
             for _ in range(50):
                 call()
+        calls_per_transaction = {name: python_calls(call) for name, call in calls.items()}
         figures = interleave(
             {name: per_call(call, iterations=iterations) for name, call in calls.items()}, rounds=rounds
         )
     rows = rows_from("overhead", figures, baseline=FLOOR, unit="us")
-    rows += [ratio_row("own cost", ours, figures[ours], figures[plain], plain) for ours, plain in OWN_COST]
+    for row in rows:
+        row.extra["python_calls"] = calls_per_transaction[row.variant]
+    for ours, plain in OWN_COST:
+        row = ratio_row("own cost", ours, figures[ours], figures[plain], plain)
+        row.extra["python_calls_added"] = round(calls_per_transaction[ours] - calls_per_transaction[plain], 1)
+        rows.append(row)
     return rows
 
 
@@ -91,6 +99,16 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
             "atsboost run_transaction (development: leak detection on)": lambda: retried(development),
             "atsboost run_transaction (transaction pool mode, statement timeout)": lambda: retried(pooled),
         }
+
+
+def python_calls(call: Callable[[], object], transactions: int = 200) -> float:
+    """Python function calls per transaction, counted by cProfile: the work each layer adds, without noise."""
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(transactions):
+        call()
+    profile.disable()
+    return round(pstats.Stats(profile).total_calls / transactions, 1)
 
 
 def raw_transaction(conn: psycopg.Connection) -> None:

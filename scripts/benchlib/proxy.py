@@ -54,6 +54,14 @@ class DelayProxy:
         self.listen_port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+        # Stopped: end every connection's tasks before the loop closes, so none is left pending.
+        tasks = asyncio.all_tasks(self._loop)
+        for task in tasks:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        server.close()
+        self._loop.run_until_complete(server.wait_closed())
+        self._loop.close()
 
     async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.host.startswith("/"):
@@ -63,11 +71,14 @@ class DelayProxy:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await self._upstream()
         last = ["server"]
-        await asyncio.gather(
-            self._pump(reader, up_writer, last, "client"),
-            self._pump(up_reader, writer, last, "server"),
-            return_exceptions=True,
-        )
+        try:
+            await asyncio.gather(
+                self._pump(reader, up_writer, last, "client"),
+                self._pump(up_reader, writer, last, "server"),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            return  # the proxy is stopping: end quietly, the connections close with it
 
     async def _pump(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, last: list[str], side: str
@@ -80,19 +91,22 @@ class DelayProxy:
                     self.round_trips += 1
                 last[0] = side
                 queue.put_nowait((self._loop.time() + self.delay, chunk))
-        finally:
             queue.put_nowait((0.0, b""))
             await sender
+        finally:
+            sender.cancel()
 
     async def _send(self, queue: asyncio.Queue[tuple[float, bytes]], sink: asyncio.StreamWriter) -> None:
-        while True:
-            due, chunk = await queue.get()
-            if not chunk:
-                sink.close()
-                return
-            await asyncio.sleep(max(0.0, due - self._loop.time()))
-            sink.write(chunk)
-            await sink.drain()
+        try:
+            while True:
+                due, chunk = await queue.get()
+                if not chunk:
+                    return
+                await asyncio.sleep(max(0.0, due - self._loop.time()))
+                sink.write(chunk)
+                await sink.drain()
+        finally:
+            sink.close()
 
 
 @contextmanager
