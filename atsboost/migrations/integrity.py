@@ -57,7 +57,8 @@ def record_rendered_sql(
     from atsboost.migrations.lint import render
 
     scripts = ScriptDirectory.from_config(alembic_config(settings))
-    rendered = {rev: (known or {})[rev] for rev in revisions if rev in (known or {})}
+    known = known or {}
+    rendered = {rev: known[rev] for rev in revisions if rev in known}
     for revision in revisions:
         if revision not in rendered and (script := scripts.get_revision(revision)) is not None:
             rendered[revision] = render(settings, script)

@@ -13,19 +13,14 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Any
 
 import sqlalchemy
 from psycopg_pool import ConnectionPool
-from sqlalchemy import text
 
-from atsboost.db import run_transaction
+from benchlib import overhead
 from benchlib.common import Row, interleave, rows_from
 from benchlib.engines import atsboost_engine
 
-QUERY = "SELECT value FROM bench_items WHERE id = 1"
-STATEMENT = text(QUERY)
 THREADS = 64
 POOL_SIZE = 5
 BASELINE = "psycopg_pool"
@@ -48,6 +43,7 @@ class Trial:
 
 def run(url: str, *, seconds: float, rounds: int) -> list[Row]:
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
+    overhead.prepare(libpq)
     sized = {
         "DATABASE_POOL_SIZE": str(POOL_SIZE),
         "DATABASE_MAX_OVERFLOW": "0",
@@ -57,18 +53,16 @@ def run(url: str, *, seconds: float, rounds: int) -> list[Row]:
     plain = sqlalchemy.create_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=30)
     pool = ConnectionPool(libpq, min_size=POOL_SIZE, max_size=POOL_SIZE, timeout=30, open=True)
     trials: dict[str, list[Trial]] = {}
-    variants: dict[str, Callable[[], AbstractContextManager[Any]] | Callable[[], None]] = {
-        BASELINE: lambda: _pooled(pool),
-        "SQLAlchemy QueuePool, Core": lambda: _core(plain),
-        "atsboost engine, Core": lambda: _core(ours),
-        "atsboost run_transaction": lambda: run_transaction(
-            lambda s: s.execute(STATEMENT).scalar(), engine=ours
-        ),
+    variants: dict[str, Callable[[], None]] = {
+        BASELINE: lambda: overhead.pool_transaction(pool),
+        "SQLAlchemy QueuePool, Core": lambda: overhead.core(plain),
+        "atsboost engine, Core": lambda: overhead.core(ours),
+        "atsboost run_transaction": lambda: overhead.retried(ours),
     }
 
     def measure(name: str) -> Callable[[], float]:
         def trial() -> float:
-            result = _trial(variants[name], seconds)  # type: ignore[arg-type]
+            result = _trial(variants[name], seconds)
             trials.setdefault(name, []).append(result)
             return result.tps
 
@@ -90,31 +84,25 @@ def run(url: str, *, seconds: float, rounds: int) -> list[Row]:
     return rows
 
 
-def _pooled(pool: ConnectionPool) -> None:
-    with pool.connection() as conn:
-        conn.execute(QUERY).fetchone()
-
-
-def _core(engine: sqlalchemy.Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(STATEMENT).scalar()
-
-
 def _trial(transaction: Callable[[], None], seconds: float) -> Trial:
     """64 threads run ``transaction`` in a loop for ``seconds``; a wait is a transaction's whole time."""
     counts = [0] * THREADS
     long_waits = [0] * THREADS
     start = threading.Barrier(THREADS + 1)
     deadline = [0.0]
+    failures: list[BaseException] = []
 
     def worker(index: int) -> None:
         start.wait()
-        while time.monotonic() < deadline[0]:
-            began = time.monotonic()
-            transaction()
-            if time.monotonic() - began > 1.0:
-                long_waits[index] += 1
-            counts[index] += 1
+        try:
+            while time.monotonic() < deadline[0]:
+                began = time.monotonic()
+                transaction()
+                if time.monotonic() - began > 1.0:
+                    long_waits[index] += 1
+                counts[index] += 1
+        except Exception as exc:  # a failed transaction ends the trial: its figures would mean nothing
+            failures.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
     for thread in threads:
@@ -124,4 +112,6 @@ def _trial(transaction: Callable[[], None], seconds: float) -> Trial:
     start.wait()
     for thread in threads:
         thread.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} thread(s) failed; the first: {failures[0]}") from failures[0]
     return Trial(counts, sum(long_waits), time.monotonic() - started)
