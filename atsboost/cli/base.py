@@ -51,16 +51,15 @@ class Group(click.Group):
 
 def _database_error(ctx: click.Context, exc: Exception) -> AtsboostError | None:
     """Translate a driver error that escaped a command, as every other path does; else None."""
-    import sqlalchemy.exc  # loaded already if such an error was raised
+    import psycopg  # loaded already if such an error was raised
 
-    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+    if not isinstance(getattr(exc, "orig", None) or exc, psycopg.Error):  # psycopg's, or SQLAlchemy's
         return None
-    from sqlalchemy.engine import URL
-
+    from atsboost.config.urls import ConnectionURL
     from atsboost.runtime.diagnosis import database_error
 
     settings = ctx.ensure_object(Invocation).settings
-    return database_error(settings.url or URL.create("postgresql", database="(embedded)"), exc)
+    return database_error(settings.url or ConnectionURL(drivername="postgresql", database="(embedded)"), exc)
 
 
 @dataclass

@@ -29,9 +29,7 @@ def describe(settings: Settings) -> dict[str, Any]:
             "size_origin": pool.size_origin,
         },
         "pool_mode": pool.mode,
-        "migration_url": (
-            settings.migration_url.render_as_string(hide_password=True) if settings.migration_url else None
-        ),
+        "migration_url": (settings.migration_url.masked() if settings.migration_url else None),
         "statement_timeout_ms": settings.statement_timeout_ms,
         "connect_timeout_seconds": settings.connect_timeout,
         "application_name": settings.application_name,

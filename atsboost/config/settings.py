@@ -15,8 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import URL
-
 from atsboost.config.cpus import usable_cpus
 from atsboost.config.environment import Environment as Environment
 from atsboost.config.environment import read_environment
@@ -28,7 +26,7 @@ from atsboost.config.seed import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWOR
 from atsboost.config.seed import SeedSettings, read_seed_settings
 from atsboost.config.sslmode import SSLSettings, resolve_ssl
 from atsboost.config.urls import DRIVER as DRIVER
-from atsboost.config.urls import DatabaseURL, parse_database_url
+from atsboost.config.urls import ConnectionURL, DatabaseURL, parse_database_url
 from atsboost.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -77,8 +75,8 @@ class Settings:
 
     environment: Environment
     environment_origin: str
-    url: URL | None
-    migration_url: URL | None
+    url: ConnectionURL | None
+    migration_url: ConnectionURL | None
     ssl: SSLSettings
     pool: PoolSettings
     statement_timeout_ms: int | None
@@ -106,7 +104,7 @@ class Settings:
         """The database URL with its password replaced by ``***``."""
         if self.url is None:
             return f"embedded PostgreSQL in {self.embedded_dir}"
-        return self.url.render_as_string(hide_password=True)
+        return self.url.masked()
 
 
 @functools.cache
@@ -205,7 +203,7 @@ def _database_url(env: EnvironmentVariables, environment: Environment) -> Databa
     return parse_database_url(raw, "DATABASE_URL")
 
 
-def _migration_url(env: EnvironmentVariables) -> URL | None:
+def _migration_url(env: EnvironmentVariables) -> ConnectionURL | None:
     """DATABASE_MIGRATION_URL: a direct connection for migrations when a pooler is in front."""
     raw = env.text("DATABASE_MIGRATION_URL")
     return None if raw is None else parse_database_url(raw, "DATABASE_MIGRATION_URL").url

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING
 
 from atsboost.config.environment import Environment
 from atsboost.config.envvars import EnvironmentVariables
 from atsboost.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from atsboost.config.urls import ConnectionURL
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 WEAK_SSL_MODES = frozenset({"disable", "allow", "prefer"})
@@ -34,7 +36,7 @@ class SSLSettings:
 def resolve_ssl(
     env: EnvironmentVariables,
     environment: Environment,
-    url: URL | None,
+    url: ConnectionURL | None,
     url_mode: str | None,
     url_root_cert: str | None,
     warnings: list[str],

@@ -1,34 +1,98 @@
-"""Database URLs: parsed once, checked, and with every secret where SQLAlchemy masks it.
+"""Database URLs: parsed once, checked, and with every secret kept out of what is printed.
 
 libpq accepts a password in the user-info (``user:secret@host``) or as query
 parameters: ``password=``, ``sslpassword=`` (a client key's) and, from libpq 18,
-``oauth_client_secret=``. SQLAlchemy masks only the first when it prints a URL
-(reprs, logs, errors), so the query forms are moved: ``password`` into the
+``oauth_client_secret=``. The query forms are moved: ``password`` into the
 user-info, the others into a mapping that is never printed and goes straight to
 the driver. A raw URL is never echoed in a message.
+
+The URL is split with the standard library, the way SQLAlchemy's ``make_url`` splits
+it, so reading settings loads neither SQLAlchemy nor the driver: a short command
+(``migrate status``, ``health``) starts without them. ``ConnectionURL.sqlalchemy()``
+gives SQLAlchemy's URL to code that builds an engine.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from atsboost.config.sslmode import SSL_MODES
 from atsboost.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 DRIVER = "postgresql+psycopg"
 _SCHEMES = frozenset({"postgres", "postgresql", DRIVER})
 SECRET_PARAMETERS = ("sslpassword", "oauth_client_secret")  # libpq's secret options besides password
 _EXPECTED = "expected postgresql://USER:PASSWORD@HOST:5432/DBNAME"
 
+QueryValue = str | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConnectionURL:
+    """A PostgreSQL server and database to connect to; the password is never in its repr."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    query: Mapping[str, QueryValue] = field(default_factory=dict, hash=False)
+    drivername: str = DRIVER
+
+    def masked(self) -> str:
+        """Render the URL as SQLAlchemy does with ``hide_password=True``: the password as ``***``."""
+        text = f"{self.drivername}://"
+        if self.username is not None:
+            text += quote(self.username, safe=" +")
+            text += ":***" if self.password is not None else ""
+            text += "@"
+        if self.host is not None:
+            text += f"[{self.host}]" if ":" in self.host else self.host
+        text += f":{self.port}" if self.port is not None else ""
+        text += f"/{self.database}" if self.database is not None else ""
+        if self.query:
+            text += "?" + "&".join(
+                f"{quote_plus(key)}={quote_plus(value)}"
+                for key in sorted(self.query)
+                for value in _values(self.query[key])
+            )
+        return text
+
+    def sqlalchemy(self) -> URL:
+        """Return the same URL as SQLAlchemy's URL (loads SQLAlchemy), for building an engine."""
+        from sqlalchemy.engine import URL
+
+        return URL.create(
+            self.drivername, self.username, self.password, self.host, self.port, self.database, self.query
+        )
+
+    def libpq(self) -> dict[str, Any] | None:
+        """Return the libpq parameters as SQLAlchemy's dialect passes them; None for a repeated option."""
+        if any(isinstance(value, tuple) for value in self.query.values()):
+            return None  # several hosts given as ?host=a&host=b: SQLAlchemy's dialect joins those
+        parts = {
+            "host": self.host,
+            "dbname": self.database,
+            "user": self.username,
+            "password": self.password,
+            "port": self.port,
+        }
+        params: dict[str, Any] = {name: value for name, value in parts.items() if value}  # as the dialect
+        params.update(self.query)
+        return params
+
 
 @dataclass(frozen=True)
 class DatabaseURL:
-    """A parsed database URL: SSL parameters apart, secrets where they are masked."""
+    """A parsed database URL: SSL parameters apart, secrets where they are never printed."""
 
-    url: URL
+    url: ConnectionURL
     ssl_mode: str | None = None
     root_cert: str | None = None
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
@@ -37,12 +101,7 @@ class DatabaseURL:
 def parse_database_url(raw: str, variable: str) -> DatabaseURL:
     """Parse ``raw`` (the value of ``variable``); a message says what is wrong without echoing it."""
     _refuse_unencoded(raw, variable)
-    try:
-        url = make_url(raw)
-    except ValueError:
-        raise ConfigurationError(f"{variable} has a port that is not a number; {_EXPECTED}") from None
-    except ArgumentError:
-        raise ConfigurationError(f"{variable} could not be parsed as a URL; {_EXPECTED}") from None
+    url = _split(raw, variable)
     if url.drivername not in _SCHEMES:
         raise ConfigurationError(
             f"{variable} uses the scheme {url.drivername!r}, but atsboost works with PostgreSQL "
@@ -58,14 +117,44 @@ def parse_database_url(raw: str, variable: str) -> DatabaseURL:
         raise ConfigurationError(
             f"{variable} gives the password twice (user:PASSWORD@ and ?password=); keep one"
         )
-    url = url.difference_update_query(names).set(drivername=DRIVER)
-    if password is not None:
-        url = url.set(password=password)
+    query = {key: value for key, value in url.query.items() if key not in names}
+    url = replace(url, drivername=DRIVER, query=query, password=password or url.password)
     secrets = {name: value for name, value in zip(SECRET_PARAMETERS, secret_values, strict=True) if value}
     return DatabaseURL(url, mode, root_cert, secrets)
 
 
-def _single(url: URL, name: str, variable: str) -> str | None:
+def _split(raw: str, variable: str) -> ConnectionURL:
+    """Split a URL into its parts (user-info unquoted, repeated query keys as tuples)."""
+    scheme, separator, _ = raw.partition("://")
+    if not separator or not scheme or not all(c.isalnum() or c in "+_" for c in scheme):
+        raise ConfigurationError(f"{variable} could not be parsed as a URL; {_EXPECTED}")
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # an unbalanced [ of an IPv6 address
+        raise ConfigurationError(f"{variable} could not be parsed as a URL; {_EXPECTED}") from None
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(f"{variable} has a port that is not a number; {_EXPECTED}") from None
+    query: dict[str, QueryValue] = {}
+    for key, value in parse_qsl(parts.query):
+        query[key] = (*_values(query[key]), value) if key in query else value
+    return ConnectionURL(
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        host=parts.hostname or None,
+        port=port,
+        database=parts.path[1:] if parts.path.startswith("/") else None,
+        query=query,
+        drivername=scheme,
+    )
+
+
+def _values(value: QueryValue) -> tuple[str, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _single(url: ConnectionURL, name: str, variable: str) -> str | None:
     value = url.query.get(name)
     if isinstance(value, tuple):
         raise ConfigurationError(f"{variable} repeats {name}; give it once")

@@ -1,7 +1,9 @@
 """Checksums of applied revisions, as Flyway keeps them: an edit after applying is noticed, not silent.
 
 When a revision is applied its normalised source (line endings and trailing
-spaces aside) is hashed into ``atsboost_checksums``, beside ``alembic_version``.
+spaces aside) is hashed into ``atsboost_checksums``, beside ``alembic_version``,
+with the revisions it follows: so the recorded graph answers "is this database at
+head?" without loading Alembic (``migrations.current``).
 A revision edited afterwards, or whose file is gone, is reported by ``migrate``,
 ``migrate status`` and ``migrate validate``; ``migrate repair`` records the files as
 they are after a reviewed edit. Databases migrated before checksums existed are
@@ -10,7 +12,6 @@ back-filled on their next ``migrate``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,26 @@ from typing import Any
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, text
 
+from atsboost.migrations.sources import normalised_hash
+
 TABLE = "atsboost_checksums"
 _CREATE = text(
     f"CREATE TABLE IF NOT EXISTS {TABLE} (revision text PRIMARY KEY, checksum text NOT NULL, "
-    "sql_checksum text, recorded_at timestamptz NOT NULL DEFAULT now())"
+    "sql_checksum text, down_revisions text[], recorded_at timestamptz NOT NULL DEFAULT now())"
 )
+# Tables created before a column existed get it (the first migrate after an upgrade of atsboost).
+_ADD_COLUMNS = text(
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS sql_checksum text, "
+    "ADD COLUMN IF NOT EXISTS down_revisions text[]"
+)
+_VALUES = "VALUES (:revision, :checksum, :down_revisions)"
 _RECORD = text(
-    f"INSERT INTO {TABLE} (revision, checksum) VALUES (:revision, :checksum) "
-    "ON CONFLICT (revision) DO UPDATE SET checksum = excluded.checksum, recorded_at = now()"
+    f"INSERT INTO {TABLE} (revision, checksum, down_revisions) {_VALUES} ON CONFLICT (revision) DO UPDATE "
+    "SET checksum = excluded.checksum, down_revisions = excluded.down_revisions, recorded_at = now()"
 )
 _BACKFILL = text(
-    f"INSERT INTO {TABLE} (revision, checksum) VALUES (:revision, :checksum) ON CONFLICT DO NOTHING"
+    f"INSERT INTO {TABLE} (revision, checksum, down_revisions) {_VALUES} ON CONFLICT (revision) DO UPDATE "
+    f"SET down_revisions = excluded.down_revisions WHERE {TABLE}.down_revisions IS NULL"
 )
 
 
@@ -42,10 +52,10 @@ def checksum(script: Script) -> str:
     return normalised_hash(Path(script.path).read_text(encoding="utf-8"))
 
 
-def normalised_hash(text_: str) -> str:
-    """SHA-256 of a text with line endings and trailing spaces made uniform."""
-    lines = [line.rstrip() for line in text_.replace("\r\n", "\n").split("\n")]
-    return hashlib.sha256("\n".join(lines).strip().encode()).hexdigest()
+def _row(script: Script) -> dict[str, Any]:
+    down = script.down_revision
+    parents = [] if down is None else [down] if isinstance(down, str) else list(down)
+    return {"revision": script.revision, "checksum": checksum(script), "down_revisions": parents}
 
 
 def record_sql(conn: Connection, revision: str, sql: str) -> None:
@@ -65,12 +75,12 @@ def sql_recorded(conn: Connection) -> dict[str, str]:
 def ensure_table(conn: Connection) -> None:
     """Create the checksum table if it is missing (inside the migration's transaction)."""
     conn.execute(_CREATE)
-    conn.execute(text(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS sql_checksum text"))
+    conn.execute(_ADD_COLUMNS)
 
 
 def record(conn: Connection, script: Script) -> None:
     """Record the checksum of a revision just applied."""
-    conn.execute(_RECORD, {"revision": script.revision, "checksum": checksum(script)})
+    conn.execute(_RECORD, _row(script))
 
 
 def forget(conn: Connection, revision: str) -> None:
@@ -84,7 +94,7 @@ def backfill(conn: Connection, scripts: ScriptDirectory, heads: Iterable[str]) -
     if not current:
         return
     for script in scripts.iterate_revisions(current, "base"):
-        conn.execute(_BACKFILL, {"revision": script.revision, "checksum": checksum(script)})
+        conn.execute(_BACKFILL, _row(script))
 
 
 def mismatches(conn: Connection, scripts: ScriptDirectory) -> list[str]:

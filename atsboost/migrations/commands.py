@@ -12,7 +12,6 @@ import io
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,27 +25,13 @@ from sqlalchemy import Connection, Engine
 from atsboost.config.settings import Settings, get_migration_settings
 from atsboost.errors import AtsboostError, MigrationError, MigrationLintError
 from atsboost.migrations import checksums, integrity, revisions
-from atsboost.migrations.options import MigrationOptions, MigrationResult, Revision
+from atsboost.migrations.current import MigrationStatus, status
+from atsboost.migrations.options import MigrationOptions, MigrationResult
 from atsboost.migrations.plan import plan
 from atsboost.migrations.project import alembic_config, is_packaged
 
 logger = logging.getLogger("atsboost.migrations")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
-
-
-@dataclass(frozen=True)
-class MigrationStatus:
-    """Where the database stands against the code's revisions."""
-
-    current: tuple[str, ...]
-    heads: tuple[str, ...]
-    pending: list[Revision]
-    edited: tuple[str, ...] = ()  # applied revisions edited since, or whose file is gone
-
-    @property
-    def up_to_date(self) -> bool:
-        """True when no revision is pending."""
-        return not self.pending
 
 
 def upgrade(
@@ -94,8 +79,11 @@ def downgrade(
     return options.result
 
 
-def status(settings: Settings | None = None) -> MigrationStatus:
-    """Read the current revision (read-only: no lock, no version table created) and what is pending."""
+def alembic_status(settings: Settings | None = None) -> MigrationStatus:
+    """Read the status with Alembic's walk: the current revision, what is pending, what was edited.
+
+    ``current.status`` calls it when the database is not plainly at head.
+    """
     script = ScriptDirectory.from_config(alembic_config(settings))
 
     def read(conn: Connection) -> tuple[tuple[str, ...], tuple[str, ...]]:

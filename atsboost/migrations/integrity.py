@@ -18,6 +18,7 @@ from atsboost.config.settings import Settings, get_settings
 from atsboost.migrations import checksums
 from atsboost.migrations.project import alembic_config
 from atsboost.migrations.session import migration_engine
+from atsboost.migrations.sources import normalised_hash
 from atsboost.runtime.diagnosis import database_error
 
 T = TypeVar("T")
@@ -42,7 +43,7 @@ def validate(settings: Settings | None = None) -> list[str]:
         if revision not in known or any(f"revision {revision} " in problem for problem in problems):
             continue  # named already: its file is gone or was edited
         script = scripts.get_revision(revision)
-        if script is not None and checksums.normalised_hash(render(settings, script)) != recorded:
+        if script is not None and normalised_hash(render(settings, script)) != recorded:
             problems.append(f"revision {revision} now renders other SQL than when it was applied")
     return problems
 

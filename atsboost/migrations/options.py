@@ -16,22 +16,12 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine
 
 from atsboost.config.envvars import parse_boolean
+from atsboost.migrations.current import Revision as Revision
 
 if TYPE_CHECKING:
     from atsboost.config.settings import Settings
 
 OPTIONS_KEY = "atsboost"
-
-
-@dataclass(frozen=True)
-class Revision:
-    """A revision by id and message."""
-
-    id: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.id} ({self.message})"
 
 
 @dataclass(frozen=True)

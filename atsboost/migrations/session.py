@@ -109,4 +109,5 @@ def migration_engine(settings: Settings) -> Engine:
             "migrations cannot hold their lock or their session settings; set DATABASE_MIGRATION_URL to "
             "a direct connection to PostgreSQL (for example port 5432 instead of the pooler's)"
         )
-    return side_engine(settings, settings.migration_url or database_url(settings), "migrate")
+    direct = settings.migration_url
+    return side_engine(settings, direct.sqlalchemy() if direct else database_url(settings), "migrate")

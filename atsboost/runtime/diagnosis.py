@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sqlalchemy.exc
-from sqlalchemy.engine import URL
+import psycopg
 
+from atsboost.config.urls import ConnectionURL
 from atsboost.errors import AtsboostError, DatabaseRefusedError, DatabaseUnavailableError, first_line
 
 _CHECK_URL = "check that the server is running and that DATABASE_URL (host, port, user, password) is right"
@@ -75,6 +76,9 @@ _ADVICE = (
 )
 _CONNECTING_CLASSES = ("08", "28", "3D", "53")
 
+if TYPE_CHECKING:  # SQLAlchemy's URL and errors are read, never needed: a psycopg-only command passes its own
+    from sqlalchemy.engine import URL
+
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -86,11 +90,15 @@ class Diagnosis:
     connecting: bool = False
 
 
-def diagnose(exc: sqlalchemy.exc.DBAPIError) -> Diagnosis:
-    """Read a driver error: the first line of its reason, the matching advice, whether it is permanent."""
-    full = str(exc.orig).strip() if exc.orig is not None else str(exc)
-    code = getattr(exc.orig, "sqlstate", None) or ""
-    operational = isinstance(exc, sqlalchemy.exc.OperationalError)
+def diagnose(exc: Exception) -> Diagnosis:
+    """Read a driver error: the first line of its reason, the matching advice, whether it is permanent.
+
+    ``exc`` is psycopg's error, or SQLAlchemy's DBAPIError that wraps it as ``orig``.
+    """
+    driver_error = getattr(exc, "orig", None) or exc
+    full = str(driver_error).strip()
+    code = getattr(driver_error, "sqlstate", None) or ""
+    operational = isinstance(driver_error, psycopg.OperationalError)
     connecting = operational and (code == "" or code[:2] in _CONNECTING_CLASSES)
     for signs, advice, permanent in _ADVICE:
         if _matches(signs, code, full):
@@ -107,11 +115,11 @@ def _matches(signs: str | tuple[str, ...], code: str, message: str) -> bool:
     return state == code or any(re.search(pattern, message) for pattern in patterns)
 
 
-def database_error(url: URL, exc: sqlalchemy.exc.DBAPIError) -> AtsboostError:
+def database_error(url: URL | ConnectionURL, exc: Exception) -> AtsboostError:
     """Return the error to raise for a driver error: reason and fix, the URL masked, never the password."""
     found = diagnose(exc)
     reason = found.reason.replace(str(url.password), "***") if url.password else found.reason
-    where = url.render_as_string(hide_password=True)
+    where = url.masked() if isinstance(url, ConnectionURL) else url.render_as_string(hide_password=True)
     if found.connecting:
         return DatabaseUnavailableError(f"cannot connect to {where}: {reason}; {found.advice}")
     advice = f"; {found.advice}" if found.advice else ""

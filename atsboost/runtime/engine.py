@@ -13,8 +13,9 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from atsboost.config.settings import Settings
-from atsboost.runtime import embedded, transaction_start
+from atsboost.runtime import embedded
 from atsboost.runtime.diagnosis import database_error
+from atsboost.runtime.libpq import connect_args, side_args
 from atsboost.runtime.pool import IdleTimeoutQueuePool
 
 logger = logging.getLogger(__name__)
@@ -34,37 +35,6 @@ class EngineOptions(TypedDict):
     max_lifetime: float | None
     connect_args: dict[str, Any]
     hide_parameters: bool
-
-
-def connect_args(settings: Settings) -> dict[str, Any]:
-    """Return the libpq connection parameters the settings call for."""
-    stall = settings.runtime.stall_timeout
-    args: dict[str, Any] = {
-        "application_name": settings.application_name,
-        "connect_timeout": settings.connect_timeout,
-        # A dead link (a failed-over endpoint, a changed firewall) answers nothing, not even an error:
-        # keepalives notice it on an idle socket, tcp_user_timeout when data goes unacknowledged.
-        "keepalives": 1,
-        "keepalives_idle": max(1, round(stall / 3)),
-        "keepalives_interval": max(1, round(stall / 9)),
-        "keepalives_count": 3,
-        "tcp_user_timeout": round(stall * 1000),
-    }
-    if settings.ssl.mode is not None:
-        args["sslmode"] = settings.ssl.mode
-    if settings.ssl.root_cert is not None and settings.ssl.mode != "disable":
-        args["sslrootcert"] = settings.ssl.root_cert
-    args.update(settings.connect_secrets)
-    if settings.pool.mode == "transaction":
-        # A transaction pooler hands each transaction to any server connection: a statement
-        # prepared on one is missing on the next (PgBouncer before 1.21 has no support at all).
-        args["prepare_threshold"] = None
-        if settings.statement_timeout_ms is not None:
-            # Poolers reject the 'options' startup parameter: SET LOCAL, in each transaction's BEGIN.
-            args["cursor_factory"] = transaction_start.statement_timeout_cursor(settings.statement_timeout_ms)
-    elif settings.statement_timeout_ms is not None:
-        args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
-    return args
 
 
 def engine_options(settings: Settings) -> EngineOptions:
@@ -88,7 +58,7 @@ def engine_options(settings: Settings) -> EngineOptions:
 def database_url(settings: Settings) -> URL:
     """Return the URL to connect to, starting the embedded server when settings say so."""
     if settings.url is not None:
-        return settings.url
+        return settings.url.sqlalchemy()
     return embedded.ensure_running(settings.embedded_dir)
 
 
@@ -110,17 +80,10 @@ def create_engine(settings: Settings) -> Engine:
 def side_engine(settings: Settings, url: URL, purpose: str, *, connect_timeout: int | None = None) -> Engine:
     """Build an engine without a pool, beside the application's: migrations, health checks.
 
-    Its connections have the application's SSL and timeouts and their own
-    ``application_name`` (``atsboost:migrate``), so ``pg_stat_activity`` tells them apart.
+    Its connections are ``libpq.side_args``: the application's SSL and timeouts, their own name.
     """
-    args = connect_args(settings)
-    args["application_name"] = f"{settings.application_name}:{purpose}"[:63]
-    if connect_timeout is not None:
-        args["connect_timeout"] = connect_timeout
-    if url != settings.url:
-        # A pooler's needs belong to DATABASE_URL, not another URL.
-        args.pop("prepare_threshold", None)
-        args.pop("cursor_factory", None)
+    pooled = settings.url is not None and url == settings.url.sqlalchemy()  # a pooler's needs go with it
+    args = side_args(settings, purpose, pooled=pooled, connect_timeout=connect_timeout)
     return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)
 
 

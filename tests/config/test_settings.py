@@ -220,7 +220,7 @@ SSL_CASES = [
 
 @pytest.mark.parametrize(("environment", "extra", "query", "mode", "has_root", "warns"), SSL_CASES)
 def test_ssl_precedence(environment, extra, query, mode, has_root, warns, ca_file, caplog):
-    from atsboost.runtime.engine import connect_args
+    from atsboost.runtime.libpq import connect_args
 
     extra = {k: v.replace("CA", ca_file) for k, v in extra.items()}
     url = URL + query.replace("CA", ca_file)

@@ -1,0 +1,121 @@
+"""Where the database stands against the code's revisions: ``status()``.
+
+At head, with every revision file matching the checksum recorded when it was
+applied, the answer comes from one psycopg connection and a listing of the files,
+without loading Alembic or SQLAlchemy: ``migrate status`` and ``health`` start in
+a fraction of ``alembic current``'s time. Anything else (revisions pending, an
+edited or missing file, a database whose checksums predate the recorded graph, a
+project only Alembic can read) is answered by Alembic's own walk, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from atsboost.config.settings import Settings, get_settings
+from atsboost.migrations import sources
+
+if TYPE_CHECKING:
+    import psycopg
+
+logger = logging.getLogger("atsboost.migrations")
+
+# The same reads as Alembic's get_current_heads, and checksums' table (named there).
+_CURRENT = "SELECT version_num FROM alembic_version"
+_RECORDED = "SELECT revision, checksum, down_revisions FROM atsboost_checksums"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A revision by id and message."""
+
+    id: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.message})"
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where the database stands against the code's revisions."""
+
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    pending: list[Revision]
+    edited: tuple[str, ...] = ()  # applied revisions edited since, or whose file is gone
+
+    @property
+    def up_to_date(self) -> bool:
+        """True when no revision is pending."""
+        return not self.pending
+
+
+def status(settings: Settings | None = None) -> MigrationStatus:
+    """Read the current revision (read-only: no lock, no version table created) and what is pending."""
+    settings = settings or get_settings()
+    found = at_head(settings)
+    if found is not None:
+        return found
+    from atsboost.migrations.commands import alembic_status  # Alembic loads only when needed
+
+    return alembic_status(settings)
+
+
+def at_head(settings: Settings) -> MigrationStatus | None:
+    """Return the status if the database is at head with every file as applied; None if unsure.
+
+    A connection refused raises the same explained error as every other command.
+    """
+    files = sources.file_hashes(settings.migration.alembic_ini)
+    if not files:
+        return None
+    current, recorded = _read(settings)
+    if current is None or not _all_applied(current, recorded, files):
+        return None
+    logger.debug("at head, every revision file as applied: read without Alembic")
+    return MigrationStatus(tuple(current), tuple(current), [])
+
+
+def _read(settings: Settings) -> tuple[list[str] | None, list[Any]]:
+    """Read alembic_version and the recorded checksums; (None, []) where only Alembic can."""
+    import psycopg
+
+    from atsboost.runtime.diagnosis import database_error
+    from atsboost.runtime.libpq import direct_connection
+
+    url = settings.migration_url or settings.url
+    if url is None:
+        return None, []  # the embedded server, which the engine starts
+    try:
+        conn = direct_connection(settings, "migrate", url)
+    except psycopg.Error as exc:
+        raise database_error(url, exc) from None
+    if conn is None:
+        return None, []
+    with conn:
+        return _rows(conn)
+
+
+def _rows(conn: psycopg.Connection[Any]) -> tuple[list[str] | None, list[Any]]:
+    import psycopg
+
+    try:
+        current = [row[0] for row in conn.execute(_CURRENT)]
+        return current, conn.execute(_RECORDED).fetchall()
+    except psycopg.Error:  # a table missing (an empty database, checksums not kept yet) or unreadable
+        return None, []
+
+
+def _all_applied(current: Sequence[str], recorded: Sequence[Any], files: list[str]) -> bool:
+    """Tell whether the files are exactly the applied revisions, and the database at their heads."""
+    if sorted(checksum for _, checksum, _ in recorded) != files:
+        return False  # a revision pending, edited or gone
+    if any(parents is None for _, _, parents in recorded):
+        return False  # recorded before the graph was kept: Alembic's walk says where the heads are
+    followed = {parent for _, _, parents in recorded for parent in parents}
+    heads = {revision for revision, _, _ in recorded} - followed
+    return bool(current) and set(current) == heads

@@ -1,0 +1,88 @@
+"""libpq connection parameters from settings, for the engine's pool and for one direct connection.
+
+One translation serves both: the engine passes these as ``connect_args``, and a
+short command (``migrate status``, ``health``) opens a single psycopg connection
+with them, so it starts without loading SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from atsboost.config.settings import Settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from atsboost.config.urls import ConnectionURL
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """Return the libpq connection parameters the settings call for."""
+    stall = settings.runtime.stall_timeout
+    args: dict[str, Any] = {
+        "application_name": settings.application_name,
+        "connect_timeout": settings.connect_timeout,
+        # A dead link (a failed-over endpoint, a changed firewall) answers nothing, not even an error:
+        # keepalives notice it on an idle socket, tcp_user_timeout when data goes unacknowledged.
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(stall / 3)),
+        "keepalives_interval": max(1, round(stall / 9)),
+        "keepalives_count": 3,
+        "tcp_user_timeout": round(stall * 1000),
+    }
+    if settings.ssl.mode is not None:
+        args["sslmode"] = settings.ssl.mode
+    if settings.ssl.root_cert is not None and settings.ssl.mode != "disable":
+        args["sslrootcert"] = settings.ssl.root_cert
+    args.update(settings.connect_secrets)
+    if settings.pool.mode == "transaction":
+        # A transaction pooler hands each transaction to any server connection: a statement
+        # prepared on one is missing on the next (PgBouncer before 1.21 has no support at all).
+        args["prepare_threshold"] = None
+        if settings.statement_timeout_ms is not None:
+            from atsboost.runtime.transaction_start import statement_timeout_cursor
+
+            # Poolers reject the 'options' startup parameter: SET LOCAL, in each transaction's BEGIN.
+            args["cursor_factory"] = statement_timeout_cursor(settings.statement_timeout_ms)
+    elif settings.statement_timeout_ms is not None:
+        args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    return args
+
+
+def side_args(
+    settings: Settings, purpose: str, *, pooled: bool, connect_timeout: int | None = None
+) -> dict[str, Any]:
+    """Return the parameters of a connection beside the application's (migrations, health checks).
+
+    It has the application's SSL and timeouts and its own ``application_name``
+    (``atsboost:migrate``), so ``pg_stat_activity`` tells them apart. ``pooled``:
+    it goes to DATABASE_URL, whose pooler's needs it keeps.
+    """
+    args = connect_args(settings)
+    args["application_name"] = f"{settings.application_name}:{purpose}"[:63]
+    if connect_timeout is not None:
+        args["connect_timeout"] = connect_timeout
+    if not pooled:
+        args.pop("prepare_threshold", None)
+        args.pop("cursor_factory", None)
+    return args
+
+
+def direct_connection(
+    settings: Settings, purpose: str, url: ConnectionURL | None = None
+) -> psycopg.Connection[Any] | None:
+    """Connect with psycopg alone (autocommit) to ``url``, default DATABASE_URL.
+
+    None when a URL has options only SQLAlchemy's dialect joins (``?host=a&host=b``)
+    or none is set (the embedded server): the caller builds an engine instead.
+    A connection failure raises ``psycopg.Error``.
+    """
+    target = url or settings.url
+    params = target.libpq() if target is not None else None
+    if params is None:
+        return None
+    import psycopg
+
+    args = side_args(settings, purpose, pooled=target == settings.url)
+    return psycopg.connect(**params, **args, autocommit=True)

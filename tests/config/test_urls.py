@@ -1,0 +1,57 @@
+"""Database URLs are read without SQLAlchemy, exactly as SQLAlchemy's make_url reads them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from atsboost.config.urls import parse_database_url
+
+SECRET = "s3cr%40t:pw"
+
+URLS = [
+    f"postgresql://app:{SECRET}@db.example.com:5432/atsboost",
+    "postgresql+psycopg://app@db.example.com/atsboost?application_name=x&connect_timeout=3",
+    "postgres://app:pw@[::1]:6432/db",
+    "postgresql://postgres@/db?host=/tmp/pg%20socket&options=-c%20work_mem%3D64MB",
+    "postgresql://user%20name:pw@host/",
+    "postgresql://host",
+    "postgresql://app@h1,h2/db?target_session_attrs=read-write",
+    "postgresql://app@h/db?host=a&host=b",
+]
+
+
+@pytest.mark.parametrize("raw", URLS)
+def test_parts_and_masked_form_match_sqlalchemy(raw: str) -> None:
+    parsed = parse_database_url(raw, "DATABASE_URL").url
+    expected = make_url(raw).set(drivername="postgresql+psycopg")
+
+    assert parsed.sqlalchemy() == expected
+    assert parsed.masked() == expected.render_as_string(hide_password=True)
+    assert "s3cr" not in parsed.masked() and "s3cr" not in repr(parsed)
+
+
+def test_libpq_parameters_are_the_dialects() -> None:
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    for raw in URLS[:-1]:
+        parsed = parse_database_url(raw, "DATABASE_URL").url
+        _, expected = PGDialect_psycopg().create_connect_args(parsed.sqlalchemy())
+        assert parsed.libpq() == expected
+
+
+def test_repeated_option_defers_to_sqlalchemys_dialect() -> None:
+    assert parse_database_url(URLS[-1], "DATABASE_URL").url.libpq() is None
+
+
+def test_reading_settings_loads_neither_sqlalchemy_nor_the_driver() -> None:
+    code = (
+        "import sys; from atsboost.config.settings import read_settings; read_settings(); "
+        "print(sorted(m for m in ('sqlalchemy', 'psycopg', 'alembic') if m in sys.modules))"
+    )
+    env = {"DATABASE_URL": "postgresql://app:pw@db.example.com/x", "ATSBOOST_ENV": "production"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
