@@ -159,6 +159,23 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
+def run_loading(args: list[str], env: dict[str, str], cwd: Path) -> tuple[str, int, list[str]]:
+    """Run ``atsboost-db ARGS`` in a fresh interpreter; return its output, exit code and which of
+    Alembic and SQLAlchemy it loaded (what decides how fast a short command starts)."""
+    code = (
+        "import sys\nfrom atsboost.cli import cli\n"
+        f"try:\n    cli.main({args!r}, prog_name='atsboost-db')\n"
+        "except SystemExit as exit:\n"
+        "    print('exit', exit.code, ','.join(m for m in ('alembic', 'sqlalchemy') if m in sys.modules))"
+    )
+    command = [sys.executable, "-c", code]
+    out = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+    output, _, last = out.stdout.strip().rpartition("\n")
+    word, code_, *loaded = last.split(" ")
+    assert word == "exit", out.stderr
+    return output, int(code_), [m for m in loaded[0].split(",") if m] if loaded else []
+
+
 OUR_VARIABLES = ("ATSBOOST_", "DATABASE_", "NODE_ENV", "MIGRATION_", "ADMIN_")
 
 

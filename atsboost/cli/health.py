@@ -55,19 +55,15 @@ def health(
     **limits: float | None,
 ) -> None:
     """Report on the database: connection, size, tables, connections, long queries, blocking, indexes."""
-    from atsboost.health import evaluate, overall, report, summary
+    from atsboost.health import evaluate, overall, report_for, summary
     from atsboost.health.checks import EXIT_CODES
     from atsboost.health.render import render
-    from atsboost.runtime.engine import create_engine
 
     settings = invocation.settings
     long_query = long_query_seconds or settings.runtime.long_query_seconds
     thresholds = _thresholds(long_query, limits)
-    engine = create_engine(settings)
-    try:
-        result = report(engine, long_query_seconds=long_query, migration_status=_migration_status(invocation))
-    finally:
-        engine.dispose()
+    status = _migration_status(invocation)
+    result = report_for(settings, long_query_seconds=long_query, migration_status=status)
     checks = evaluate(result, thresholds)
     if as_json:
         data = {

@@ -1,8 +1,9 @@
 """The operator's database report behind ``atsboost-db health``: one read-only pass, under a second.
 
-``report(engine)`` returns a typed HealthReport. Every query is read-only, runs
-under a short statement_timeout, and works for an ordinary role: a section the
-role cannot read is left empty with a note that says what to grant.
+``collect(conn)`` builds a typed HealthReport over one psycopg connection (so the
+command starts without loading SQLAlchemy; ``health.connect`` hands it one). Every
+query is read-only, runs under a short statement_timeout, and works for an ordinary
+role: a section the role cannot read is left empty with a note that says what to grant.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import sqlalchemy
-from sqlalchemy import Connection, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import QueuePool
+import psycopg
+from psycopg.rows import dict_row
 
 from atsboost.errors import first_line
 from atsboost.health import sql as q
 from atsboost.health.model import ConnectionInfo, HealthReport, Usage
-from atsboost.runtime.pool_internals import pool_usage
 
-if TYPE_CHECKING:  # importing migrations would load Alembic with every report
+if TYPE_CHECKING:  # importing migrations would load more than the report needs
     from atsboost.migrations import MigrationStatus
 
 logger = logging.getLogger(__name__)
@@ -33,63 +31,76 @@ _QUERY_CANCELED = "57014"
 STATEMENT_TIMEOUT_SECONDS = 2.0
 """The bound on each of the report's queries; a section that exceeds it says so."""
 T = TypeVar("T")
+Rows = Callable[..., list[dict[str, Any]]]
 
 
-def report(
-    engine: Engine,
-    *,
-    long_query_seconds: float = 60.0,
-    unused_index_bytes: int = 1024 * 1024,
-    migration_status: MigrationStatus | None = None,
-) -> HealthReport:
-    """Collect the report in one read-only transaction; never raises for an unreachable server.
-
-    Nothing leaks into the connection afterwards (``SET LOCAL`` only, rolled back),
-    so the application's own engine can be passed.
-    """
-    started = time.perf_counter()
-    result = HealthReport(
-        generated_at=dt.datetime.now(dt.UTC).isoformat(),
-        database=engine.url.render_as_string(hide_password=True),
-        seconds=0.0,
-        connection=ConnectionInfo(reachable=False),
-    )
-    try:
-        with engine.connect() as conn, conn.begin() as transaction:
-            conn.execute(text("SET TRANSACTION READ ONLY"))
-            conn.execute(text(f"SET LOCAL statement_timeout = {round(STATEMENT_TIMEOUT_SECONDS * 1000)}"))
-            # Never queue behind a lock (a migration, VACUUM FULL): give up at once and say who holds it.
-            conn.execute(text("SET LOCAL lock_timeout = '50ms'"))
-            result.connection = _connection(conn, started, migration_status)
-            _collect(conn, result, long_query_seconds, unused_index_bytes)
-            if migration_status is None:
-                result.connection.revision = (
-                    _section("revision", result.notes, lambda: _guarded_revision(conn)) or []
-                )
-            transaction.rollback()
-    except sqlalchemy.exc.DBAPIError as exc:
-        result.connection.error = first_line(exc)
-    result.usage = _with_pool(result.usage, engine)
+def unreachable(database: str, exc: BaseException, started: float) -> HealthReport:
+    """Return the report of a server that could not be reached: the reason, nothing else."""
+    result = _empty(database)
+    result.connection.error = first_line(exc)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
 
-def _collect(conn: Connection, result: HealthReport, long_seconds: float, unused_bytes: int) -> None:
-    notes = result.notes
+def _empty(database: str) -> HealthReport:
+    return HealthReport(
+        generated_at=dt.datetime.now(dt.UTC).isoformat(),
+        database=database,
+        seconds=0.0,
+        connection=ConnectionInfo(reachable=False),
+    )
 
-    def guarded(sql: str, params: dict[str, Any]) -> sqlalchemy.CursorResult[Any]:
-        # A savepoint per query: a section the role may not read must not abort the others.
+
+def collect(
+    conn: psycopg.Connection[Any],
+    database: str,
+    *,
+    long_query_seconds: float = 60.0,
+    unused_index_bytes: int = 1024 * 1024,
+    migration_status: MigrationStatus | None = None,
+    started: float | None = None,
+) -> HealthReport:
+    """Collect the report in one read-only transaction on ``conn``, rolled back; never raises."""
+    started = started or time.perf_counter()
+    result = _empty(database)
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(f"SET LOCAL statement_timeout = {round(STATEMENT_TIMEOUT_SECONDS * 1000)}")
+            # Never queue behind a lock (a migration, VACUUM FULL): give up at once and say who holds it.
+            conn.execute("SET LOCAL lock_timeout = '50ms'")
+            result.connection = _connection(conn, started, migration_status)
+            _collect(conn, result, long_query_seconds, unused_index_bytes)
+            if migration_status is None:
+                rows = _querying(conn)
+                result.connection.revision = _section("revision", result.notes, lambda: _revision(rows)) or []
+    except psycopg.Error as exc:
+        result.connection.error = first_line(exc)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _querying(conn: psycopg.Connection[Any]) -> Rows:
+    """Return ``rows(sql, *params)``: a savepoint per query, so a section that fails fails alone."""
+
+    def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
         try:
-            with conn.begin_nested():
-                return conn.execute(text(sql), params)
-        except sqlalchemy.exc.DBAPIError as exc:
+            with conn.transaction(), psycopg.RawCursor(conn, row_factory=dict_row) as cursor:
+                cursor.execute(sql, params or None)  # RawCursor: $1 placeholders, so '%' in format() is text
+                return cursor.fetchall()
+        except psycopg.Error as exc:
             raise _SectionFailed(exc, _lock_holders(conn, exc)) from None
 
-    def rows(sql: str, **params: Any) -> list[dict[str, Any]]:
-        return [dict(row._mapping) for row in guarded(sql, params)]
+    return rows
 
-    def value(sql: str, **params: Any) -> Any:
-        return guarded(sql, params).scalar_one()
+
+def _collect(conn: psycopg.Connection[Any], result: HealthReport, long_seconds: float, unused: int) -> None:
+    notes = result.notes
+    rows = _querying(conn)
+
+    def value(sql: str, *params: Any) -> Any:
+        [row] = rows(sql, *params)
+        return next(iter(row.values()))
 
     result.database_bytes = _section("size", notes, lambda: _database_size(value, notes))
     result.largest_tables = (
@@ -98,9 +109,7 @@ def _collect(conn: Connection, result: HealthReport, long_seconds: float, unused
     )
     result.tables = _section("table statistics", notes, lambda: rows(q.TABLE_STATS)) or []
     result.usage = _section("connections", notes, lambda: _usage(rows, value))
-    result.long_queries = (
-        _section("long queries", notes, lambda: rows(q.LONG_QUERIES, seconds=long_seconds)) or []
-    )
+    result.long_queries = _section("long queries", notes, lambda: rows(q.LONG_QUERIES, long_seconds)) or []
     result.blocking = _section("blocking", notes, lambda: rows(q.BLOCKING)) or []
     result.invalid_indexes = (
         _section(
@@ -108,9 +117,7 @@ def _collect(conn: Connection, result: HealthReport, long_seconds: float, unused
         )
         or []
     )
-    result.unused_indexes = (
-        _section("indexes", notes, lambda: rows(q.UNUSED_INDEXES, bytes=unused_bytes)) or []
-    )
+    result.unused_indexes = _section("indexes", notes, lambda: rows(q.UNUSED_INDEXES, unused)) or []
     result.duplicate_indexes = _section("indexes", notes, lambda: rows(q.DUPLICATE_INDEXES)) or []
     result.cache_hit_ratio = _section("cache", notes, lambda: value(q.CACHE_HIT))
     result.xid_age = _section("wraparound", notes, lambda: value(q.XID_AGE))
@@ -146,9 +153,7 @@ def _section(name: str, notes: list[str], collect: Callable[[], T]) -> T | None:
         return None
 
 
-def _unlocked(
-    rows: Callable[..., list[dict[str, Any]]], notes: list[str], query: str, without_locks: str
-) -> list[dict[str, Any]]:
+def _unlocked(rows: Rows, notes: list[str], query: str, without_locks: str) -> list[dict[str, Any]]:
     """Run ``query``; while a table it needs is locked, its lock-free variant, noting who holds the lock."""
     try:
         return rows(query)
@@ -159,21 +164,25 @@ def _unlocked(
         return rows(without_locks)
 
 
-def _lock_holders(conn: Connection, exc: sqlalchemy.exc.DBAPIError) -> str | None:
+def _lock_holders(conn: psycopg.Connection[Any], exc: psycopg.Error) -> str | None:
     """Name the tables and pids whose exclusive lock made a query give up (lock_timeout), else None."""
-    if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+    if exc.sqlstate != _LOCK_NOT_AVAILABLE:
         return None
-    with conn.begin_nested():
-        return str(conn.execute(text(q.LOCK_HOLDERS)).scalar() or "another session")
+    with conn.transaction():
+        row = conn.execute(q.LOCK_HOLDERS).fetchone()
+    return str((row[0] if row else None) or "another session")
 
 
-def _connection(conn: Connection, started: float, status: MigrationStatus | None) -> ConnectionInfo:
-    row = conn.execute(text(q.SERVER)).one()
+def _connection(
+    conn: psycopg.Connection[Any], started: float, status: MigrationStatus | None
+) -> ConnectionInfo:
+    row = conn.execute(q.SERVER).fetchone()
+    assert row is not None  # one row, always
     info = ConnectionInfo(
         reachable=True,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
-        server_version=row.version,
-        ssl=bool(row.ssl),
+        server_version=row[0],
+        ssl=bool(row[1]),
     )
     if status is not None:
         info.revision, info.head = list(status.current), list(status.heads)
@@ -182,14 +191,14 @@ def _connection(conn: Connection, started: float, status: MigrationStatus | None
     return info
 
 
-def _revision(conn: Connection) -> list[str]:
+def _revision(rows: Rows) -> list[str]:
     """Read alembic_version, which a plain role may not be allowed to (the caller notes it)."""
-    if not conn.execute(text("SELECT to_regclass('alembic_version') IS NOT NULL")).scalar_one():
+    if not rows("SELECT to_regclass('alembic_version') IS NOT NULL AS present")[0]["present"]:
         return []
-    return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    return [row["version_num"] for row in rows("SELECT version_num FROM alembic_version")]
 
 
-def _usage(rows: Callable[..., list[dict[str, Any]]], value: Callable[..., Any]) -> Usage:
+def _usage(rows: Rows, value: Callable[..., Any]) -> Usage:
     limits = rows(q.CONNECTION_LIMITS)[0]
     by_state = {r["state"]: r["count"] for r in rows(q.BY_STATE)}
     return Usage(
@@ -204,22 +213,8 @@ def _usage(rows: Callable[..., list[dict[str, Any]]], value: Callable[..., Any])
     )
 
 
-def _with_pool(usage: Usage | None, engine: Engine) -> Usage | None:
-    if usage is not None and isinstance(engine.pool, QueuePool):
-        usage.pool_checked_out, usage.pool_capacity = pool_usage(engine.pool)
-    return usage
-
-
-def _guarded_revision(conn: Connection) -> list[str]:
-    try:
-        with conn.begin_nested():
-            return _revision(conn)
-    except sqlalchemy.exc.DBAPIError as exc:
-        raise _SectionFailed(exc) from None
-
-
 class _SectionFailed(Exception):
-    def __init__(self, error: sqlalchemy.exc.DBAPIError, holders: str | None = None) -> None:
+    def __init__(self, error: psycopg.Error, holders: str | None = None) -> None:
         super().__init__(str(error))
         self.error = error
         self.holders = holders
@@ -229,9 +224,12 @@ class _SectionFailed(Exception):
         return section_advice(self.error, self.holders)
 
 
-def section_advice(error: sqlalchemy.exc.DBAPIError, holders: str | None = None) -> str:
-    """Say why a section of the report could not be read, and what to do, matching the cause."""
-    code = getattr(error.orig, "sqlstate", None)
+def section_advice(error: BaseException, holders: str | None = None) -> str:
+    """Say why a section of the report could not be read, and what to do, matching the cause.
+
+    ``error`` is psycopg's, or SQLAlchemy's DBAPIError wrapping it.
+    """
+    code = getattr(getattr(error, "orig", None) or error, "sqlstate", None)
     if holders is not None:
         return f"skipped while {holders} holds an exclusive lock it needs; run again after"
     if code == _QUERY_CANCELED:

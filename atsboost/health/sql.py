@@ -2,6 +2,7 @@
 
 Only catalog and statistics views; every query is safe for an ordinary role (rows
 it may not see are simply absent, or its query text reads '<insufficient privilege>').
+A parameter is written ``$1``: the collector runs these through psycopg's RawCursor.
 """
 
 SERVER = """
@@ -126,7 +127,7 @@ SELECT pid, usename AS "user", application_name AS application,
 FROM pg_stat_activity
 WHERE backend_type = 'client backend' AND state <> 'idle' AND pid <> pg_backend_pid()
   AND datname = current_database()
-  AND now() - COALESCE(query_start, xact_start) > make_interval(secs => :seconds)
+  AND now() - COALESCE(query_start, xact_start) > make_interval(secs => $1)
 ORDER BY seconds DESC
 """
 
@@ -164,7 +165,7 @@ SELECT format('%I.%I', n.nspname, c.relname) AS index, format('%I.%I', n.nspname
 FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_class t ON t.oid = i.indrelid
 WHERE c.relkind = 'i' AND NOT i.indisunique AND {_USER_RELATION}
-  AND c.relpages::bigint * current_setting('block_size')::int >= :bytes
+  AND c.relpages::bigint * current_setting('block_size')::int >= $1
   AND pg_stat_get_numscans(c.oid) = 0
 ORDER BY bytes DESC, 1
 """

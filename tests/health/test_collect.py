@@ -10,8 +10,9 @@ from sqlalchemy import text
 
 from atsboost import migrations
 from atsboost.config.settings import load_settings
+from atsboost.health import report
 from atsboost.health.checks import Thresholds, evaluate, overall
-from atsboost.health.collect import report, section_advice
+from atsboost.health.collect import section_advice
 from atsboost.runtime.engine import create_engine
 from tests.conftest import REPO
 

@@ -1,8 +1,5 @@
 """``status()`` at head reads the database and the files without Alembic; anything else goes to Alembic."""
 
-import subprocess
-import sys
-
 import pytest
 from alembic import command
 from sqlalchemy import text
@@ -11,7 +8,7 @@ from atsboost.errors import DatabaseUnavailableError
 from atsboost.migrations import alembic_config
 from atsboost.migrations.commands import alembic_status
 from atsboost.migrations.current import at_head, status
-from tests.conftest import add_revision
+from tests.conftest import add_revision, run_loading
 
 
 def as_seen(state):
@@ -31,17 +28,9 @@ def test_at_head_the_quick_read_says_what_alembic_says(invoke, environ, make_set
 
 def test_status_at_head_loads_neither_alembic_nor_sqlalchemy(invoke, environ, tmp_path):
     assert invoke("migrate", env=environ).returncode == 0
-    code = (
-        "import sys\nfrom atsboost.cli import cli\n"
-        "try:\n    cli.main(['migrate', 'status'], prog_name='atsboost-db')\n"
-        "except SystemExit as exit:\n"
-        "    print('exit', exit.code, sorted(m for m in ('alembic', 'sqlalchemy') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
-    assert "pending  0" in out.stdout
-    assert out.stdout.strip().endswith("exit 0 []"), out.stderr
+    output, code, loaded = run_loading(["migrate", "status"], environ, tmp_path)
+    assert "pending  0" in output and code == 0
+    assert loaded == []
 
 
 def test_pending_revisions_are_read_by_alembic(invoke, environ, alembic_project, make_settings):
