@@ -21,15 +21,22 @@ from sqlalchemy import MetaData
 from atsboost.errors import AtsboostError
 from atsboost.migrations import session
 from atsboost.migrations.online import OnlineRun
+from atsboost.migrations.options import invocation
+
+# Commands that apply or record revisions compare no models: atsboost's (and with them the
+# ORM) load only for those that do (revision --autogenerate, check) or that are not known.
+_APPLYING = frozenset({"upgrade", "downgrade", "stamp"})
 
 
 def run_migrations(target_metadata: MetaData | Sequence[MetaData] | None = None, *, offline: bool) -> None:
     """Run the Alembic command at hand: write its SQL (``offline``) or apply it with atsboost's gates.
 
     ``target_metadata`` is the application's MetaData (or several), for autogenerate;
-    atsboost's own is added. Call it from ``env.py`` only, while Alembic runs.
+    atsboost's own is added where models are compared. Call it from ``env.py`` only,
+    while Alembic runs.
     """
-    metadata = combined_metadata(target_metadata)
+    applying = invocation(context.config)[0] in _APPLYING
+    metadata = _listed(target_metadata) if applying else combined_metadata(target_metadata)
     if offline:
         _run_offline(metadata)
         return
@@ -45,17 +52,17 @@ def combined_metadata(target_metadata: MetaData | Sequence[MetaData] | None) -> 
     """Return the application's metadata plus atsboost's, each once (an app may subclass atsboost's Base)."""
     from atsboost.app.models import Base
 
-    if target_metadata is None:
-        given: list[MetaData] = []
-    elif isinstance(target_metadata, MetaData):
-        given = [target_metadata]
-    else:
-        given = list(target_metadata)
     combined: list[MetaData] = []
-    for metadata in [*given, Base.metadata]:
+    for metadata in [*_listed(target_metadata), Base.metadata]:
         if all(metadata is not seen for seen in combined):
             combined.append(metadata)
     return combined
+
+
+def _listed(target_metadata: MetaData | Sequence[MetaData] | None) -> list[MetaData]:
+    if target_metadata is None:
+        return []
+    return [target_metadata] if isinstance(target_metadata, MetaData) else list(target_metadata)
 
 
 def _run_offline(metadata: list[MetaData]) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from atsboost.config.settings import Settings, get_settings
 from atsboost.migrations import checksums
 from atsboost.migrations.project import alembic_config
+from atsboost.migrations.rendering import render
 from atsboost.migrations.session import migration_engine
 from atsboost.migrations.sources import normalised_hash
 from atsboost.runtime.diagnosis import database_error
@@ -30,8 +31,6 @@ def validate(settings: Settings | None = None) -> list[str]:
     The SQL comparison renders each revision recorded by ``atsboost-db migrate`` again:
     it notices a change that reaches a revision without editing it (a helper it calls).
     """
-    from atsboost.migrations.lint import render  # the SQL parser loads only for commands that lint
-
     scripts = ScriptDirectory.from_config(alembic_config(settings))
 
     def read(conn: Connection) -> tuple[list[str], dict[str, str]]:
@@ -55,8 +54,6 @@ def record_rendered_sql(
 
     ``known`` holds what the lint rendered already; only the rest is rendered again.
     """
-    from atsboost.migrations.lint import render
-
     scripts = ScriptDirectory.from_config(alembic_config(settings))
     known = known or {}
     rendered = {rev: known[rev] for rev in revisions if rev in known}

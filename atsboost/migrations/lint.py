@@ -9,13 +9,11 @@ with a comment that gives the reason, shown in the output::
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.script import Script, ScriptDirectory
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
@@ -26,6 +24,7 @@ from atsboost.migrations.lint_catalogue import ERROR
 from atsboost.migrations.lint_rules import Context, check, validated_not_null
 from atsboost.migrations.options import MigrationOptions
 from atsboost.migrations.project import alembic_config
+from atsboost.migrations.rendering import render
 
 _WAIVER = re.compile(r"#\s*atsboost:\s*allow\s+(AB\d{3})\s+--\s*(\S.*)")
 EXIT_CODES = {"clean": 0, "warnings": 1, "errors": 2}
@@ -157,16 +156,6 @@ def statements(sql: str, script: Script) -> list[Statement]:
             end = start + raw.stmt_len if raw.stmt_len else len(sql)
             found.append(Statement(node, sql[start:end].strip(), in_transaction))
     return found
-
-
-def render(settings: Settings | None, script: Script) -> str:
-    """Alembic's offline SQL for exactly this revision."""
-    out = io.StringIO()
-    config = alembic_config(settings, MigrationOptions("upgrade", settings=settings), output=out)
-    down = script.down_revision
-    start = down if isinstance(down, str) else None  # a merge point adds no statements of its own
-    command.upgrade(config, f"{start}:{script.revision}" if start else script.revision, sql=True)
-    return out.getvalue()
 
 
 def _bookkeeping(statement: Any) -> bool:

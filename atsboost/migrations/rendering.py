@@ -1,4 +1,6 @@
-"""What a migration would do, seen before it runs: its SQL for the dry run, the tables a downgrade drops.
+"""What a migration would do, seen before it runs: its SQL, and the tables a downgrade drops.
+
+The SQL is the dry run's, and each revision's alone for the lint and the SQL checksums.
 
 The tables are read from the downgrade functions' source (``op.drop_table("x")``
 and ``DROP TABLE x``), so a revision that builds table names at run time is not
@@ -14,12 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from alembic import context
-from alembic.script import ScriptDirectory
+from alembic import command, context
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, MetaData, text
 
-from atsboost.config.settings import MigrationSettings
-from atsboost.migrations.options import Revision
+from atsboost.config.settings import MigrationSettings, Settings
+from atsboost.migrations.options import MigrationOptions, Revision
+from atsboost.migrations.project import alembic_config
 from atsboost.migrations.session import session_timeouts
 
 _DROPS = re.compile(
@@ -129,3 +132,13 @@ def dropped_tables(
             sample = f"SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT {_SAMPLE + 1}) AS sample"
             found.append(DroppedTable(name.strip('"'), int(conn.exec_driver_sql(sample).scalar_one())))
     return found
+
+
+def render(settings: Settings | None, script: Script) -> str:
+    """Alembic's offline SQL for exactly this revision."""
+    out = io.StringIO()
+    config = alembic_config(settings, MigrationOptions("upgrade", settings=settings), output=out)
+    down = script.down_revision
+    start = down if isinstance(down, str) else None  # a merge point adds no statements of its own
+    command.upgrade(config, f"{start}:{script.revision}" if start else script.revision, sql=True)
+    return out.getvalue()

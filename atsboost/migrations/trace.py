@@ -21,8 +21,9 @@ from sqlalchemy import Connection, text
 from atsboost.config.settings import Settings, get_settings
 from atsboost.errors import MigrationError, first_line
 from atsboost.migrations.leftovers import left_behind, snapshot
-from atsboost.migrations.lint import Statement, render, statements
+from atsboost.migrations.lint import Statement, statements
 from atsboost.migrations.project import alembic_config
+from atsboost.migrations.rendering import render
 from atsboost.migrations.session import migration_engine
 
 BLOCKS = {
