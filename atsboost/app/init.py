@@ -14,7 +14,7 @@ from atsboost.app.catalogue import PlanSpec, load_catalogue
 from atsboost.app.models import SubscriptionPlan
 from atsboost.app.seed import SeedResult, check_admin_password, run
 from atsboost.config.settings import Settings, get_settings
-from atsboost.migrations.options import MigrationResult
+from atsboost.migrations.results import MigrationResult
 from atsboost.runtime.engine import create_engine
 
 

@@ -11,7 +11,7 @@ import click
 from atsboost.cli.base import Invocation, force_option, json_option, pass_invocation
 
 if TYPE_CHECKING:  # importing atsboost.migrations loads Alembic, which --help must not wait for
-    from atsboost.migrations.options import MigrationResult
+    from atsboost.migrations.results import MigrationResult
 
 EXIT_PENDING = 3  # `migrate status`: revisions are pending (documented in the README)
 EXIT_EDITED = 5  # `migrate status`: an applied revision was edited since (documented in the README)

@@ -14,18 +14,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from atsboost.migrations.commands import check, create, downgrade, merge, upgrade
-    from atsboost.migrations.current import MigrationStatus, Revision, status
+    from atsboost.migrations.commands import check, create, downgrade, merge
+    from atsboost.migrations.current import status
     from atsboost.migrations.environment import run_migrations
     from atsboost.migrations.integrity import repair, validate
-    from atsboost.migrations.options import MigrationOptions, MigrationResult
+    from atsboost.migrations.options import MigrationOptions
     from atsboost.migrations.project import alembic_config, init_project
+    from atsboost.migrations.queue import upgrade
+    from atsboost.migrations.results import MigrationResult, MigrationStatus, Revision
 
 _WHERE = {
     "MigrationOptions": "options",
-    "MigrationResult": "options",
-    "MigrationStatus": "current",
-    "Revision": "current",
+    "MigrationResult": "results",
+    "MigrationStatus": "results",
+    "Revision": "results",
     "alembic_config": "project",
     "check": "commands",
     "create": "commands",
@@ -35,7 +37,7 @@ _WHERE = {
     "repair": "integrity",
     "run_migrations": "environment",
     "status": "current",
-    "upgrade": "commands",
+    "upgrade": "queue",
     "validate": "integrity",
 }
 __all__ = [

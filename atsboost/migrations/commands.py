@@ -25,30 +25,31 @@ from sqlalchemy import Connection, Engine
 from atsboost.config.settings import Settings, get_migration_settings
 from atsboost.errors import AtsboostError, MigrationError, MigrationLintError
 from atsboost.migrations import checksums, integrity, revisions
-from atsboost.migrations.current import MigrationStatus, status
-from atsboost.migrations.options import MigrationOptions, MigrationResult
+from atsboost.migrations.current import status
+from atsboost.migrations.options import MigrationOptions
 from atsboost.migrations.plan import plan
 from atsboost.migrations.project import alembic_config, is_packaged
+from atsboost.migrations.results import MigrationResult, MigrationStatus
 
 logger = logging.getLogger("atsboost.migrations")
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def upgrade(
-    settings: Settings | None = None,
+def apply(
+    settings: Settings | None,
     *,
-    revision: str = "heads",
-    dry_run: bool | None = None,
-    force: bool | None = None,
-    connection: Connection | Engine | None = None,
-    output: TextIO | None = None,
+    revision: str,
+    dry_run: bool | None,
+    force: bool | None,
+    connection: Connection | Engine | None,
+    output: TextIO | None,
+    lock_held: int | None = None,
 ) -> MigrationResult:
-    """Apply pending revisions up to ``revision`` (by default every branch's head).
+    """Lint, then apply what is pending up to ``revision``: ``queue.upgrade``'s work, in Alembic.
 
-    With ``dry_run=True`` print the pending revisions and their SQL instead. Flags
-    left None defer to the environment (MIGRATION_DRYRUN, MIGRATION_FORCE).
+    ``lock_held``: the migration lock's key when the caller holds it already.
     """
-    options = MigrationOptions("upgrade", revision, settings, connection, dry_run, force)
+    options = MigrationOptions("upgrade", revision, settings, connection, dry_run, force, lock_held=lock_held)
     config = alembic_config(settings, options, output=output)
     rendered = _lint_pending(settings, dry_run=bool(options.dry_run), output=config.stdout)
     _run(command.upgrade, config, revision)

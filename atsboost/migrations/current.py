@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from atsboost.config.settings import Settings, get_settings
 from atsboost.migrations import sources
+from atsboost.migrations.results import MigrationStatus
 
 if TYPE_CHECKING:
     import psycopg
@@ -26,32 +26,6 @@ logger = logging.getLogger("atsboost.migrations")
 # The same reads as Alembic's get_current_heads, and checksums' table (named there).
 _CURRENT = "SELECT version_num FROM alembic_version"
 _RECORDED = "SELECT revision, checksum, down_revisions FROM atsboost_checksums"
-
-
-@dataclass(frozen=True)
-class Revision:
-    """A revision by id and message."""
-
-    id: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.id} ({self.message})"
-
-
-@dataclass(frozen=True)
-class MigrationStatus:
-    """Where the database stands against the code's revisions."""
-
-    current: tuple[str, ...]
-    heads: tuple[str, ...]
-    pending: list[Revision]
-    edited: tuple[str, ...] = ()  # applied revisions edited since, or whose file is gone
-
-    @property
-    def up_to_date(self) -> bool:
-        """True when no revision is pending."""
-        return not self.pending
 
 
 def status(settings: Settings | None = None) -> MigrationStatus:
@@ -65,15 +39,16 @@ def status(settings: Settings | None = None) -> MigrationStatus:
     return alembic_status(settings)
 
 
-def at_head(settings: Settings) -> MigrationStatus | None:
+def at_head(settings: Settings, conn: psycopg.Connection[Any] | None = None) -> MigrationStatus | None:
     """Return the status if the database is at head with every file as applied; None if unsure.
 
-    A connection refused raises the same explained error as every other command.
+    It reads on ``conn`` when given (the migration lock's), else on a connection of
+    its own. A connection refused raises the same explained error as every other command.
     """
     files = sources.file_hashes(settings.migration.alembic_ini)
     if not files:
         return None
-    current, recorded = _read(settings)
+    current, recorded = _rows(conn) if conn is not None else _read(settings)
     if current is None or not _all_applied(current, recorded, files):
         return None
     logger.debug("at head, every revision file as applied: read without Alembic")

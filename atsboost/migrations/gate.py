@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from atsboost.config.environment import Environment
 from atsboost.config.settings import MigrationSettings
 from atsboost.errors import MigrationRefusedError
-from atsboost.migrations.options import Revision
 from atsboost.migrations.rendering import DroppedTable
+from atsboost.migrations.results import Revision
 
 _REVIEW = "Nothing was changed. Review it with --dry-run (or MIGRATION_DRYRUN=true)"
 

@@ -11,6 +11,7 @@ that is rolled back, so they never create ``alembic_version``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -30,11 +31,13 @@ from tenacity import (
     wait_random,
 )
 
-from atsboost.errors import AtsboostError, MigrationError, first_line
+from atsboost.errors import AtsboostError, MigrationError
 from atsboost.migrations import checksums
+from atsboost.migrations.blockers import Blocker, BlockerWatch
+from atsboost.migrations.failures import failure, is_lock_timeout
 from atsboost.migrations.gate import Gate
 from atsboost.migrations.leftovers import left_behind, snapshot
-from atsboost.migrations.locks import Blocker, BlockerWatch, advisory_lock, lock_key
+from atsboost.migrations.locks import advisory_lock, migration_key
 from atsboost.migrations.options import (
     AppliedRevision,
     Revision,
@@ -171,13 +174,17 @@ class OnlineRun:
         return heads
 
     def _lock(self) -> Any:
-        table = context.get_context().version_table or "alembic_version"
-        key = lock_key(f"atsboost:migrate:{table}")
-        return advisory_lock(self.conn.engine, key, wait=self.settings.lock_wait)
+        key = migration_key(context.get_context().version_table or "alembic_version")
+        queued = options_of(context.config).lock_held == key  # the caller holds it: queue.upgrade
+        return (
+            contextlib.nullcontext()
+            if queued
+            else advisory_lock(self.conn.engine, key, wait=self.settings.lock_wait)
+        )
 
     def _apply_with_retries(self) -> None:
         retrying = Retrying(
-            retry=retry_if_exception(_is_lock_timeout),
+            retry=retry_if_exception(is_lock_timeout),
             stop=stop_after_attempt(self.settings.lock_retries + 1),
             wait=wait_exponential(multiplier=0.5, max=8) + wait_random(0, 0.5),
             before_sleep=self._log_retry,
@@ -269,32 +276,6 @@ class OnlineRun:
         )
 
     def _failure(self, exc: sqlalchemy.exc.DBAPIError) -> MigrationError:
-        running = self._running()
-        where = f"revision {running}" if running else "the migration"
-        statement = " ".join((exc.statement or "").split())[:300]
-        if _is_lock_timeout(exc):
-            blockers = "; ".join(b.describe() for b in self._blockers) or "no blocking session was seen"
-            pids = ", ".join(str(b.pid) for b in self._blockers) or "pid"
-            return MigrationError(
-                f"{where} could not get a lock within MIGRATION_LOCK_TIMEOUT={self.settings.lock_timeout:g}s "
-                f"after {self.settings.lock_retries + 1} attempts; blocked by {blockers}. Statement: "
-                f"{statement}. It was rolled back; let the blocking transaction finish, or end it "
-                f"(SELECT pg_terminate_backend({pids})), and run again"
-            )
-        stayed = [] if self.external else left_behind(self._objects, self.conn)
-        if stayed:
-            return MigrationError(
-                f"{where} failed: {first_line(exc)}. Statement: {statement}. A step outside its "
-                f"transaction had already committed, so these stayed behind: {', '.join(stayed)}; the "
-                "recorded revision is still the one before. Make the revision's steps idempotent (IF NOT "
-                "EXISTS; atsboost.migrations.ops.create_index_concurrently), or drop them, then run again"
-            )
-        return MigrationError(
-            f"{where} failed and was rolled back: {first_line(exc)}. Statement: {statement}. The database "
-            "stays at the revision before it; fix the revision and run again"
-        )
-
-
-def _is_lock_timeout(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) == "55P03"
+        checked = not (self.external or is_lock_timeout(exc))
+        stayed = left_behind(self._objects, self.conn) if checked else []
+        return failure(exc, self._running(), self.settings, self._blockers, stayed)

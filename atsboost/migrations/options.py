@@ -16,34 +16,14 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine
 
 from atsboost.config.envvars import parse_boolean
-from atsboost.migrations.current import Revision as Revision
+from atsboost.migrations.results import AppliedRevision as AppliedRevision
+from atsboost.migrations.results import MigrationResult as MigrationResult
+from atsboost.migrations.results import Revision as Revision
 
 if TYPE_CHECKING:
     from atsboost.config.settings import Settings
 
 OPTIONS_KEY = "atsboost"
-
-
-@dataclass(frozen=True)
-class AppliedRevision:
-    """One revision applied (or reverted) and how long it took."""
-
-    id: str
-    message: str
-    upgrade: bool
-    seconds: float
-
-
-@dataclass
-class MigrationResult:
-    """What a migration run did."""
-
-    before: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
-    pending: list[Revision] = field(default_factory=list)
-    applied: list[AppliedRevision] = field(default_factory=list)
-    dry_run: bool = False
-    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +33,8 @@ class MigrationOptions:
     ``command`` and ``destination`` name what was asked ("upgrade" to "heads", ...);
     ``connection`` shares a Connection or Engine (the Alembic cookbook's pattern);
     ``skip_empty`` writes no revision file when autogenerate finds no change;
-    ``allow_data_loss`` lets a production downgrade drop tables that hold rows.
+    ``allow_data_loss`` lets a production downgrade drop tables that hold rows;
+    ``lock_held`` is the key of the migration lock the caller holds already (``queue``).
     """
 
     command: str | None = None
@@ -64,6 +45,7 @@ class MigrationOptions:
     force: bool | None = None
     skip_empty: bool = False
     allow_data_loss: bool = False
+    lock_held: int | None = None
     result: MigrationResult = field(default_factory=MigrationResult)
 
 

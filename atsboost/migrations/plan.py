@@ -14,7 +14,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from atsboost.errors import MigrationError
-from atsboost.migrations.options import Revision
+from atsboost.migrations.results import Revision
 
 
 def plan(

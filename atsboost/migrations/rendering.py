@@ -21,8 +21,9 @@ from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, MetaData, text
 
 from atsboost.config.settings import MigrationSettings, Settings
-from atsboost.migrations.options import MigrationOptions, Revision
+from atsboost.migrations.options import MigrationOptions
 from atsboost.migrations.project import alembic_config
+from atsboost.migrations.results import Revision
 from atsboost.migrations.session import session_timeouts
 
 _DROPS = re.compile(

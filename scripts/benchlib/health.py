@@ -6,7 +6,7 @@ import statistics
 
 import psycopg
 
-from atsboost.health.collect import report
+from atsboost.health import report
 from benchlib.common import Row
 from benchlib.engines import atsboost_engine
 

@@ -1,0 +1,49 @@
+"""What a failed migration tells the operator: which revision, what blocked it, what stayed behind."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy.exc
+
+from atsboost.config.settings import MigrationSettings
+from atsboost.errors import MigrationError, first_line
+from atsboost.migrations.blockers import Blocker
+from atsboost.migrations.results import Revision
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Tell whether a statement gave up waiting for a lock (lock_timeout): worth retrying."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03"
+
+
+def failure(
+    exc: sqlalchemy.exc.DBAPIError,
+    running: Revision | None,
+    settings: MigrationSettings,
+    blockers: Sequence[Blocker],
+    stayed: Sequence[str],
+) -> MigrationError:
+    """Return the error for a revision that failed: the lock's blockers, or what a step left behind."""
+    where = f"revision {running}" if running else "the migration"
+    statement = " ".join((exc.statement or "").split())[:300]
+    if is_lock_timeout(exc):
+        named = "; ".join(b.describe() for b in blockers) or "no blocking session was seen"
+        pids = ", ".join(str(b.pid) for b in blockers) or "pid"
+        return MigrationError(
+            f"{where} could not get a lock within MIGRATION_LOCK_TIMEOUT={settings.lock_timeout:g}s "
+            f"after {settings.lock_retries + 1} attempts; blocked by {named}. Statement: "
+            f"{statement}. It was rolled back; let the blocking transaction finish, or end it "
+            f"(SELECT pg_terminate_backend({pids})), and run again"
+        )
+    if stayed:
+        return MigrationError(
+            f"{where} failed: {first_line(exc)}. Statement: {statement}. A step outside its "
+            f"transaction had already committed, so these stayed behind: {', '.join(stayed)}; the "
+            "recorded revision is still the one before. Make the revision's steps idempotent (IF NOT "
+            "EXISTS; atsboost.migrations.ops.create_index_concurrently), or drop them, then run again"
+        )
+    return MigrationError(
+        f"{where} failed and was rolled back: {first_line(exc)}. Statement: {statement}. The database "
+        "stays at the revision before it; fix the revision and run again"
+    )
