@@ -23,6 +23,7 @@ VARIANTS = [
     "atsboost run_transaction (production)",
     "atsboost run_transaction (development: leak detection on)",
     "atsboost run_transaction (transaction pool mode, statement timeout)",
+    overhead.TIMED,
 ]
 
 

@@ -3,8 +3,10 @@
 atsboost's Core path is compared with SQLAlchemy Core, ``session_scope`` and
 ``run_transaction`` with a plain ORM ``Session.begin()``; each with and without
 ``pool_pre_ping``, and atsboost in production, development (leak detection on) and
-transaction-pool mode with a statement timeout. The floor is one raw psycopg
-connection kept open.
+transaction-pool mode with a statement timeout. That mode is also compared with
+what a team writes with plain SQLAlchemy for the same timeout behind a transaction
+pooler: ``SET LOCAL`` in each transaction, from the Session's ``after_begin`` event.
+The floor is one raw psycopg connection kept open.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from contextlib import ExitStack, contextmanager
 import psycopg
 import sqlalchemy
 from psycopg_pool import ConnectionPool
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import event, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from atsboost.db import run_transaction, session_scope
 from benchlib.common import Row, interleave, per_call, ratio_row, rows_from
 from benchlib.engines import atsboost_engine
 
 QUERY = "SELECT value FROM bench_items WHERE id = 1"
+TIMED = "SQLAlchemy ORM Session.begin(), SET LOCAL statement_timeout (after_begin)"
 FLOOR = "raw psycopg, one connection kept open (floor)"
 STATEMENT = text(QUERY)
 
@@ -36,6 +39,7 @@ OWN_COST = [
     ("atsboost run_transaction (production)", "SQLAlchemy ORM Session.begin()"),
     ("atsboost run_transaction (development: leak detection on)", "SQLAlchemy ORM Session.begin()"),
     ("atsboost run_transaction (transaction pool mode, statement timeout)", "SQLAlchemy ORM Session.begin()"),
+    ("atsboost run_transaction (transaction pool mode, statement timeout)", TIMED),
     ("atsboost run_transaction (production, read_only=True)", "SQLAlchemy ORM Session.begin(), READ ONLY"),
 ]
 
@@ -81,6 +85,8 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
                 url, "production", DATABASE_POOL_MODE="transaction", DATABASE_STATEMENT_TIMEOUT="5000"
             )
         )
+        timed = sessionmaker(engine(sqlalchemy.create_engine(url, connect_args={"prepare_threshold": None})))
+        event.listen(timed, "after_begin", set_local_timeout)
         yield {
             FLOOR: lambda: raw_transaction(raw),
             "psycopg_pool": lambda: pool_transaction(pool),
@@ -91,6 +97,7 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
             "SQLAlchemy ORM Session.begin()": lambda: orm(plain),
             "SQLAlchemy ORM Session.begin(), pool_pre_ping=True": lambda: orm(pinged),
             "SQLAlchemy ORM Session.begin(), READ ONLY": lambda: orm(plain, read_only=True),
+            TIMED: lambda: orm_with(timed),
             "atsboost session_scope (production)": lambda: scoped(production),
             "atsboost run_transaction (production)": lambda: retried(production),
             "atsboost run_transaction (production, read_only=True)": lambda: retried(
@@ -130,6 +137,16 @@ def orm(engine: sqlalchemy.Engine, *, read_only: bool = False) -> None:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         if read_only:
             session.connection(execution_options={"postgresql_readonly": True})
+        session.execute(STATEMENT).scalar()
+
+
+def set_local_timeout(session: Session, transaction: object, connection: sqlalchemy.Connection) -> None:
+    """SQLAlchemy's documented recipe for a per-transaction setting: a statement of its own."""
+    connection.exec_driver_sql("SET LOCAL statement_timeout = 5000")
+
+
+def orm_with(factory: sessionmaker[Session]) -> None:
+    with factory(expire_on_commit=False) as session, session.begin():
         session.execute(STATEMENT).scalar()
 
 
