@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import cProfile
 import pstats
-import statistics
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -57,20 +55,12 @@ def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
         figures = interleave(
             {name: per_call(call, iterations=iterations) for name, call in calls.items()}, rounds=rounds
         )
-        compared = {name for pair in OWN_COST for name in pair}
-        cpu = interleave(
-            {name: cpu_per_call(calls[name], iterations=iterations) for name in calls if name in compared},
-            rounds=rounds,
-        )
     rows = rows_from("overhead", figures, baseline=FLOOR, unit="us")
     for row in rows:
         row.extra["python_calls"] = calls_per_transaction[row.variant]
     for ours, plain in OWN_COST:
         row = ratio_row("own cost", ours, figures[ours], figures[plain], plain)
         row.extra["python_calls_added"] = round(calls_per_transaction[ours] - calls_per_transaction[plain], 1)
-        added = statistics.median(a - b for a, b in zip(cpu[ours], cpu[plain], strict=True))
-        row.extra["client_cpu_added_us"] = round(added, 1)
-        row.extra["client_cpu_added_share"] = f"{added / statistics.median(figures[plain]):.1%}"
         rows.append(row)
     return rows
 
@@ -116,22 +106,6 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
             "atsboost run_transaction (development: leak detection on)": lambda: retried(development),
             "atsboost run_transaction (transaction pool mode, statement timeout)": lambda: retried(pooled),
         }
-
-
-def cpu_per_call(fn: Callable[[], object], *, iterations: int) -> Callable[[], float]:
-    """A measurement: this process's CPU time per call of ``fn``, in microseconds.
-
-    The server's work and the waits for it are not in it, so what a layer adds on the
-    client shows with far less noise than in wall time.
-    """
-
-    def measure() -> float:
-        started = time.process_time_ns()
-        for _ in range(iterations):
-            fn()
-        return (time.process_time_ns() - started) / iterations / 1000
-
-    return measure
 
 
 def python_calls(call: Callable[[], object], transactions: int = 200) -> float:
