@@ -55,20 +55,30 @@ def at_head(settings: Settings, conn: psycopg.Connection[Any] | None = None) -> 
     return MigrationStatus(tuple(current), tuple(current), [])
 
 
-def _read(settings: Settings) -> tuple[list[str] | None, list[Any]]:
-    """Read alembic_version and the recorded checksums; (None, []) where only Alembic can."""
+def connect(settings: Settings) -> psycopg.Connection[Any] | None:
+    """Open a direct connection for migrations (DATABASE_MIGRATION_URL, else DATABASE_URL).
+
+    None where Alembic's run has to connect instead: the embedded server (the engine
+    starts it), or a transaction pooler without DATABASE_MIGRATION_URL (the run says
+    what to set). A refused connection raises the explained error every command gives.
+    """
+    url = settings.migration_url or settings.url
+    if url is None or (settings.migration_url is None and settings.pool.mode == "transaction"):
+        return None
     import psycopg
 
     from atsboost.runtime.diagnosis import database_error
     from atsboost.runtime.libpq import direct_connection
 
-    url = settings.migration_url or settings.url
-    if url is None:
-        return None, []  # the embedded server, which the engine starts
     try:
-        conn = direct_connection(settings, "migrate", url)
+        return direct_connection(settings, "migrate", url)
     except psycopg.Error as exc:
         raise database_error(url, exc) from None
+
+
+def _read(settings: Settings) -> tuple[list[str] | None, list[Any]]:
+    """Read alembic_version and the recorded checksums; (None, []) where only Alembic can."""
+    conn = connect(settings)
     if conn is None:
         return None, []
     with conn:

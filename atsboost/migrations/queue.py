@@ -21,7 +21,6 @@ from atsboost.migrations import current, locks
 from atsboost.migrations.results import MigrationResult
 
 if TYPE_CHECKING:
-    import psycopg
     from sqlalchemy import Connection, Engine
 
 logger = logging.getLogger("atsboost.migrations")
@@ -44,7 +43,7 @@ def upgrade(
     request = {"revision": revision, "dry_run": dry_run, "force": force, "connection": connection}
     from_env = settings or get_settings()
     dry = from_env.migration.dry_run if dry_run is None else dry_run
-    conn = None if dry or revision != "heads" or connection is not None else _connect(from_env)
+    conn = None if dry or revision != "heads" or connection is not None else current.connect(from_env)
     if conn is None:
         return _apply(settings, {**request, "output": output})
     key = locks.migration_key()
@@ -63,19 +62,3 @@ def _apply(settings: Settings | None, request: dict[str, Any]) -> MigrationResul
     from atsboost.migrations.commands import apply  # Alembic loads here, once there is work
 
     return apply(settings, **request)
-
-
-def _connect(settings: Settings) -> psycopg.Connection[Any] | None:
-    """Return a direct connection to queue on; None where the run inside Alembic connects itself."""
-    url = settings.migration_url or settings.url
-    if url is None or (settings.migration_url is None and settings.pool.mode == "transaction"):
-        return None  # the embedded server, or a pooler: the run inside Alembic says what to do
-    import psycopg
-
-    from atsboost.runtime.diagnosis import database_error
-    from atsboost.runtime.libpq import direct_connection
-
-    try:
-        return direct_connection(settings, "migrate", url)
-    except psycopg.Error as exc:
-        raise database_error(url, exc) from None

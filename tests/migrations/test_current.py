@@ -4,10 +4,10 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from atsboost.errors import DatabaseUnavailableError
+from atsboost.errors import DatabaseUnavailableError, MigrationError
 from atsboost.migrations import alembic_config
 from atsboost.migrations.commands import alembic_status
-from atsboost.migrations.current import at_head, status
+from atsboost.migrations.current import at_head, connect, status
 from tests.conftest import add_revision, run_loading
 
 
@@ -87,3 +87,11 @@ def test_a_server_that_refuses_is_explained(make_settings, unused_tcp_port):
     message = str(refused.value)
     assert message.startswith(f"cannot connect to postgresql+psycopg://app:***@127.0.0.1:{unused_tcp_port}/x")
     assert "s3cret" not in message
+
+
+def test_through_a_transaction_pooler_status_says_what_to_set(make_settings):
+    settings = make_settings(DATABASE_POOL_MODE="transaction")
+
+    assert connect(settings) is None
+    with pytest.raises(MigrationError, match="set DATABASE_MIGRATION_URL"):
+        status(settings)
