@@ -14,6 +14,7 @@ gives SQLAlchemy's URL to code that builds an engine.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,9 @@ DRIVER = "postgresql+psycopg"
 _SCHEMES = frozenset({"postgres", "postgresql", DRIVER})
 SECRET_PARAMETERS = ("sslpassword", "oauth_client_secret")  # libpq's secret options besides password
 _EXPECTED = "expected postgresql://USER:PASSWORD@HOST:5432/DBNAME"
+# The user-info as SQLAlchemy's make_url reads it: a password may hold anything but '@'.
+_USERINFO = re.compile(r"(?P<user>[^:/?#@]*)(?::(?P<password>[^@]*))?@")
+_AUTHORITY_END = re.compile(r"[/?#]")
 
 QueryValue = str | tuple[str, ...]
 
@@ -100,7 +104,6 @@ class DatabaseURL:
 
 def parse_database_url(raw: str, variable: str) -> DatabaseURL:
     """Parse ``raw`` (the value of ``variable``); a message says what is wrong without echoing it."""
-    _refuse_unencoded(raw, variable)
     url = _split(raw, variable)
     if url.drivername not in _SCHEMES:
         raise ConfigurationError(
@@ -125,11 +128,12 @@ def parse_database_url(raw: str, variable: str) -> DatabaseURL:
 
 def _split(raw: str, variable: str) -> ConnectionURL:
     """Split a URL into its parts (user-info unquoted, repeated query keys as tuples)."""
-    scheme, separator, _ = raw.partition("://")
+    scheme, separator, rest = raw.partition("://")
     if not separator or not scheme or not all(c.isalnum() or c in "+_" for c in scheme):
         raise ConfigurationError(f"{variable} could not be parsed as a URL; {_EXPECTED}")
+    user, password, rest = _userinfo(rest, variable)
     try:
-        parts = urlsplit(raw)
+        parts = urlsplit(f"{scheme}://{rest}")
     except ValueError:  # an unbalanced [ of an IPv6 address
         raise ConfigurationError(f"{variable} could not be parsed as a URL; {_EXPECTED}") from None
     try:
@@ -140,14 +144,35 @@ def _split(raw: str, variable: str) -> ConnectionURL:
     for key, value in parse_qsl(parts.query):
         query[key] = (*_values(query[key]), value) if key in query else value
     return ConnectionURL(
-        username=unquote(parts.username) if parts.username is not None else None,
-        password=unquote(parts.password) if parts.password is not None else None,
+        username=unquote(user) if user is not None else None,
+        password=unquote(password) if password is not None else None,
         host=parts.hostname or None,
         port=port,
         database=parts.path[1:] if parts.path.startswith("/") else None,
         query=query,
         drivername=scheme,
     )
+
+
+def _userinfo(rest: str, variable: str) -> tuple[str | None, str | None, str]:
+    """Take ``user:password@`` off the front of what follows ``://`` (a password may hold '?' or '#').
+
+    An '@' or '/' that is not percent-encoded would make the host a guess: refused.
+    """
+    found = _USERINFO.match(rest)
+    head = rest.split("?", 1)[0]
+    if found and "/" in (found["password"] or "") and "@" not in head:
+        found = None  # host:port/db?...@...: the '@' is in the query, and there is no user-info
+    user, password = (found["user"], found["password"]) if found else (None, None)
+    after = rest[found.end() :] if found else rest
+    authority = _AUTHORITY_END.split(after, maxsplit=1)[0]
+    if "@" in authority or (found is None and "@" in head) or "/" in (password or ""):
+        raise ConfigurationError(
+            f"{variable} has an '@' or '/' in its user name or password that is not percent-encoded, so "
+            "the host cannot be told apart; encode them (@ as %40, / as %2F, : as %3A), e.g. with "
+            "python -c \"import urllib.parse, sys; print(urllib.parse.quote(sys.argv[1], safe=''))\" PASSWORD"
+        )
+    return user, password, after
 
 
 def _values(value: QueryValue) -> tuple[str, ...]:
@@ -159,19 +184,3 @@ def _single(url: ConnectionURL, name: str, variable: str) -> str | None:
     if isinstance(value, tuple):
         raise ConfigurationError(f"{variable} repeats {name}; give it once")
     return value
-
-
-def _refuse_unencoded(raw: str, variable: str) -> None:
-    """Refuse user-info whose password holds an unencoded '@' or '/': the host would be misread."""
-    if "://" not in raw:
-        return
-    authority = raw.split("://", 1)[1].split("?", 1)[0]
-    at = authority.rfind("@")
-    if at == -1:
-        return
-    if authority.count("@") > 1 or "/" in authority[:at]:
-        raise ConfigurationError(
-            f"{variable} has an '@' or '/' in its user name or password that is not percent-encoded, so "
-            "the host cannot be told apart; encode them (@ as %40, / as %2F, : as %3A), e.g. with "
-            "python -c \"import urllib.parse, sys; print(urllib.parse.quote(sys.argv[1], safe=''))\" PASSWORD"
-        )

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from atsboost.config.urls import parse_database_url
+from atsboost.errors import ConfigurationError
 
 SECRET = "s3cr%40t:pw"
 
@@ -20,6 +21,8 @@ URLS = [
     "postgresql://user%20name:pw@host/",
     "postgresql://host",
     "postgresql://app@h1,h2/db?target_session_attrs=read-write",
+    "postgresql://app:pa?ss@h/db",  # a password may hold '?' and '#' unencoded, as SQLAlchemy reads it
+    "postgresql://app:pa#ss@h:5433/db?application_name=x",
     "postgresql://app@h/db?host=a&host=b",
 ]
 
@@ -41,6 +44,28 @@ def test_libpq_parameters_are_the_dialects() -> None:
         parsed = parse_database_url(raw, "DATABASE_URL").url
         _, expected = PGDialect_psycopg().create_connect_args(parsed.sqlalchemy())
         assert parsed.libpq() == expected
+
+
+def test_an_at_sign_in_a_query_value_is_not_a_password() -> None:
+    url = parse_database_url("postgresql://h:5432/db?application_name=a@b", "DATABASE_URL").url
+    assert (url.host, url.port, url.database, url.password) == ("h", 5432, "db", None)
+    assert url.query == {"application_name": "a@b"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "postgresql://app:s3cr@t@h/db",  # a second '@': which one ends the password?
+        "postgresql://app:s3cr/t@h/db",  # a '/' would end the host
+        "postgresql://ap/p:s3cret@h/db",
+    ],
+)
+def test_unencoded_at_or_slash_in_the_user_info_is_refused_with_the_fix(raw: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        parse_database_url(raw, "DATABASE_URL")
+    message = str(refused.value)
+    assert "not percent-encoded" in message and "@ as %40" in message
+    assert "s3cr" not in message
 
 
 def test_repeated_option_defers_to_sqlalchemys_dialect() -> None:
