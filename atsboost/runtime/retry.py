@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import sqlalchemy.exc
@@ -89,29 +89,18 @@ def run_transaction(
     ``read_only=True`` the server refuses writes, so a connection lost at COMMIT
     loses nothing and ``fn``'s result stands.
     """
-    options = _connection_options(isolation_level, read_only)
+    options = connection_options(isolation_level, read_only)
     deadline = time.monotonic() + max_seconds
     # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
     # only built after a transient failure, which it is then handed as its attempt 1.
     try:
         return _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
     except Exception as exc:
-        if not is_transient(exc) or attempts == 1 or time.monotonic() >= deadline:
+        if not worth_retrying(exc, attempts, deadline):
             raise
         first_failure: BaseException | None = exc
 
-    def stop(state: RetryCallState) -> bool:
-        """Stop at the attempt cap, or when the next attempt would start past the deadline."""
-        capped = attempts is not None and state.attempt_number >= attempts
-        return capped or time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline
-
-    retrying = Retrying(
-        retry=retry_if_exception(is_transient),
-        stop=stop,
-        wait=wait_exponential(multiplier=0.05, max=0.5) + wait_random(0, 0.05),
-        before_sleep=_log_retry,
-        reraise=True,
-    )
+    retrying = Retrying(**retry_policy(attempts, deadline))
 
     def attempt() -> T:
         nonlocal first_failure
@@ -124,7 +113,54 @@ def run_transaction(
     return result
 
 
-def _connection_options(isolation_level: str | None, read_only: bool) -> dict[str, object]:  # noqa: FBT001
+def worth_retrying(exc: BaseException, attempts: int | None, deadline: float) -> bool:
+    """Tell whether a first attempt's failure is retried: transient, attempts left, time left."""
+    return is_transient(exc) and attempts != 1 and time.monotonic() < deadline
+
+
+def retry_policy(attempts: int | None, deadline: float) -> dict[str, Any]:
+    """Return tenacity's arguments for retrying a transaction: the sync and async loops share them.
+
+    Transient errors only; backoff with jitter; no attempt starts, and no backoff
+    sleeps, past ``deadline`` (``time.monotonic()``); at most ``attempts`` in all.
+    """
+
+    def stop(state: RetryCallState) -> bool:
+        capped = attempts is not None and state.attempt_number >= attempts
+        return capped or time.monotonic() + (state.upcoming_sleep or 0.0) >= deadline
+
+    return {
+        "retry": retry_if_exception(is_transient),
+        "stop": stop,
+        "wait": wait_exponential(multiplier=0.05, max=0.5) + wait_random(0, 0.05),
+        "before_sleep": _log_retry,
+        "reraise": True,
+    }
+
+
+def commit_failure(
+    exc: sqlalchemy.exc.DBAPIError, *, read_only: bool, idempotent: bool
+) -> BaseException | None:
+    """Decide what a failed COMMIT means: None when ``fn``'s result stands, else the error to raise.
+
+    A read-only transaction wrote nothing, so a connection lost at COMMIT loses
+    nothing. Otherwise a lost connection leaves the outcome unknown: said so, unless
+    the caller declared the transaction idempotent (then it is retried).
+    """
+    if read_only and _lost_connection(exc):
+        return None
+    if _lost_connection(exc) and not idempotent:
+        error = TransactionOutcomeUnknownError(
+            "the connection broke during COMMIT, so the transaction may or may not have been "
+            f"applied ({first_line(exc)}); check before repeating it, or pass idempotent=True if "
+            "running it twice is harmless"
+        )
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def connection_options(isolation_level: str | None, read_only: bool) -> dict[str, object]:  # noqa: FBT001
     """Return the attempt's connection options.
 
     They are set on the Connection: ``Engine.execution_options`` builds a new engine
@@ -154,15 +190,11 @@ def _attempt(
         try:
             session.commit()
         except sqlalchemy.exc.DBAPIError as exc:
-            if read_only and _lost_connection(exc):
-                return result  # nothing was written, so nothing was lost
-            if _lost_connection(exc) and not idempotent:
-                raise TransactionOutcomeUnknownError(
-                    "the connection broke during COMMIT, so the transaction may or may not have been "
-                    f"applied ({first_line(exc)}); check before repeating it, or pass idempotent=True if "
-                    "running it twice is harmless"
-                ) from exc
-            raise
+            failure = commit_failure(exc, read_only=read_only, idempotent=idempotent)
+            if failure is exc:
+                raise
+            if failure is not None:
+                raise failure from exc
     return result
 
 

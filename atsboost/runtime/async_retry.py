@@ -1,0 +1,103 @@
+"""Whole-transaction retry for asyncio applications: ``await run_transaction(fn, engine=...)``.
+
+The twin of ``runtime.retry`` over SQLAlchemy's asyncio extension, with the same
+decisions from the same functions: what is transient (``is_transient``), when a first
+failure is retried (``worth_retrying``), the backoff and the wall-clock deadline
+(``retry_policy``, run by tenacity's ``AsyncRetrying``), and what a failed COMMIT
+means (``commit_failure``). So a sync and an async service retry exactly alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import sqlalchemy.exc
+from tenacity import AsyncRetrying
+
+try:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+except ImportError as missing:  # SQLAlchemy's asyncio extension needs greenlet
+    raise ImportError(
+        f"atsboost's asyncio support needs SQLAlchemy's asyncio extension ({missing}); "
+        "install it with: pip install 'atsboost[asyncio]'"
+    ) from missing
+
+from atsboost.runtime.retry import commit_failure, connection_options, retry_policy, worth_retrying
+
+T = TypeVar("T")
+
+
+async def run_transaction(
+    fn: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    engine: AsyncEngine,
+    idempotent: bool = False,
+    attempts: int | None = None,
+    max_seconds: float = 15.0,
+    isolation_level: str | None = None,
+    read_only: bool = False,
+) -> T:
+    """Run ``await fn(session)`` in a transaction and commit; on a transient error, run it all again.
+
+    The options mean what they mean for the sync ``run_transaction``: ``fn`` must
+    have no side effects outside the database; ``max_seconds`` is a wall-clock
+    deadline; ``idempotent=True`` lets a connection lost during COMMIT be retried;
+    ``read_only=True`` makes the server refuse writes, so such a loss loses nothing.
+    """
+    options = connection_options(isolation_level, read_only)
+    deadline = time.monotonic() + max_seconds
+    try:  # the first attempt runs bare, as in the sync loop
+        return await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+    except Exception as exc:
+        if not worth_retrying(exc, attempts, deadline):
+            raise
+        first_failure: BaseException | None = exc
+    async for attempt in AsyncRetrying(**retry_policy(attempts, deadline)):
+        with attempt:
+            if first_failure is not None:  # tenacity's attempt 1 is the failure above
+                failure, first_failure = first_failure, None
+                raise failure
+            return await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+    raise AssertionError("AsyncRetrying ends by returning or raising")  # pragma: no cover
+
+
+async def _attempt(
+    fn: Callable[[AsyncSession], Awaitable[T]],
+    engine: AsyncEngine,
+    options: dict[str, object],
+    *,
+    idempotent: bool,
+    read_only: bool,
+) -> T:
+    async with AsyncSession(engine, expire_on_commit=False, autoflush=not read_only) as session:
+        if options:
+            await session.connection(execution_options=options)
+        result = await fn(session)
+        try:
+            await session.commit()
+        except sqlalchemy.exc.DBAPIError as exc:
+            failure = commit_failure(exc, read_only=read_only, idempotent=idempotent)
+            if failure is exc:
+                raise
+            if failure is not None:
+                raise failure from exc
+    return result
+
+
+@asynccontextmanager
+async def session_scope(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """Yield an AsyncSession that commits when the block succeeds and rolls back when it raises.
+
+    Objects stay loaded after the commit (``expire_on_commit=False``): in asyncio an
+    expired attribute cannot be loaded lazily, so this is the only safe default.
+    """
+    async with AsyncSession(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
