@@ -17,14 +17,7 @@ from typing import TypeVar
 import sqlalchemy.exc
 from tenacity import AsyncRetrying
 
-try:
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-except ImportError as missing:  # SQLAlchemy's asyncio extension needs greenlet
-    raise ImportError(
-        f"atsboost's asyncio support needs SQLAlchemy's asyncio extension ({missing}); "
-        "install it with: pip install 'atsboost[asyncio]'"
-    ) from missing
-
+from atsboost.runtime.async_engine import AsyncEngine, AsyncSession
 from atsboost.runtime.retry import commit_failure, connection_options, retry_policy, worth_retrying
 
 T = TypeVar("T")

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from atsboost.config.urls import ConnectionURL
 
 
-def connect_args(settings: Settings) -> dict[str, Any]:
-    """Return the libpq connection parameters the settings call for."""
+def connect_args(settings: Settings, *, asynchronous: bool = False) -> dict[str, Any]:
+    """Return the libpq connection parameters the settings call for (for an AsyncConnection too)."""
     stall = settings.runtime.stall_timeout
     args: dict[str, Any] = {
         "application_name": settings.application_name,
@@ -41,10 +41,15 @@ def connect_args(settings: Settings) -> dict[str, Any]:
         # prepared on one is missing on the next (PgBouncer before 1.21 has no support at all).
         args["prepare_threshold"] = None
         if settings.statement_timeout_ms is not None:
-            from atsboost.runtime.transaction_start import statement_timeout_cursor
+            from atsboost.runtime import transaction_start
 
             # Poolers reject the 'options' startup parameter: SET LOCAL, in each transaction's BEGIN.
-            args["cursor_factory"] = statement_timeout_cursor(settings.statement_timeout_ms)
+            cursor = (
+                transaction_start.async_statement_timeout_cursor
+                if asynchronous
+                else transaction_start.statement_timeout_cursor
+            )
+            args["cursor_factory"] = cursor(settings.statement_timeout_ms)
     elif settings.statement_timeout_ms is not None:
         args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     return args

@@ -14,10 +14,15 @@ own ``BEGIN``: the same round trips as plain SQLAlchemy. psycopg offers no publi
 way to extend its ``BEGIN``; ``Connection.pgconn`` (the libpq connection, public
 API) is the documented way to send such a low-level command. A server-side cursor
 (``stream_results``) that opens a transaction gets psycopg's plain ``BEGIN``.
+
+For psycopg's ``AsyncConnection`` (SQLAlchemy's asyncio engine) the same message is
+sent with libpq's non-blocking calls, and the task waits on the socket through the
+event loop, so nothing blocks.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
@@ -46,6 +51,22 @@ def statement_timeout_cursor(milliseconds: int) -> type[psycopg.Cursor[Any]]:
     return StatementTimeoutCursor
 
 
+def async_statement_timeout_cursor(milliseconds: int) -> type[psycopg.AsyncCursor[Any]]:
+    """Return the same cursor class for psycopg's ``AsyncConnection`` (SQLAlchemy's asyncio engine)."""
+    command = f"SET LOCAL statement_timeout = {int(milliseconds)}"
+
+    class AsyncStatementTimeoutCursor(psycopg.AsyncCursor[Any]):
+        async def execute(self, *args: Any, **kwargs: Any) -> Any:
+            await begin_async(self.connection, command)
+            return await super().execute(*args, **kwargs)
+
+        async def executemany(self, *args: Any, **kwargs: Any) -> Any:
+            await begin_async(self.connection, command)
+            return await super().executemany(*args, **kwargs)
+
+    return AsyncStatementTimeoutCursor
+
+
 def begin(connection: psycopg.Connection[Any], command: str) -> None:
     """Open the transaction psycopg would open, with ``command`` in the same round trip.
 
@@ -63,6 +84,55 @@ def begin(connection: psycopg.Connection[Any], command: str) -> None:
         raise _error_class(sqlstate)(message or "the transaction could not be started")
 
 
+async def begin_async(connection: psycopg.AsyncConnection[Any], command: str) -> None:
+    """``begin`` for an AsyncConnection: the same message, sent and awaited without blocking the loop.
+
+    libpq's asynchronous calls (``send_query``, ``flush``, ``consume_input``,
+    ``get_result``, all public on ``pgconn``) with the event loop told to wake the task
+    when the socket is ready.
+    """
+    pgconn = connection.pgconn
+    if connection.autocommit or pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        return
+    pgconn.send_query(f"{begin_statement(connection)}; {command}".encode())
+    while pgconn.flush():  # 1 while data is left to send on the non-blocking socket
+        await _ready(pgconn.socket, writing=True)
+    failed: pq.abc.PGresult | None = None
+    while True:
+        while pgconn.is_busy():
+            await _ready(pgconn.socket, writing=False)
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        if result.status != pq.ExecStatus.COMMAND_OK and failed is None:
+            failed = result
+    if failed is not None:
+        message = (failed.error_message or pgconn.error_message).decode(errors="replace").strip()
+        raise _error_class(failed.error_field(pq.DiagnosticField.SQLSTATE))(
+            message or "the transaction could not be started"
+        )
+
+
+async def _ready(fileno: int, *, writing: bool) -> None:
+    """Wait until the socket can be read (or written) without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    if writing:
+        loop.add_writer(fileno, wake)
+    else:
+        loop.add_reader(fileno, wake)
+    try:
+        await ready
+    finally:
+        (loop.remove_writer if writing else loop.remove_reader)(fileno)
+
+
 def _error_class(sqlstate: bytes | None) -> type[psycopg.Error]:
     """Return the psycopg exception class for a SQLSTATE, as psycopg itself would raise."""
     try:
@@ -71,7 +141,7 @@ def _error_class(sqlstate: bytes | None) -> type[psycopg.Error]:
         return psycopg.DatabaseError
 
 
-def begin_statement(connection: psycopg.Connection[Any]) -> str:
+def begin_statement(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> str:
     """Return the BEGIN psycopg would send, with the isolation level, read-only and deferrable flags."""
     parts = ["BEGIN"]
     if connection.isolation_level is not None:

@@ -1,6 +1,7 @@
 """The async twin of test_retry: the same transactions, the same decisions, over SQLAlchemy's asyncio."""
 
 import asyncio
+import dataclasses
 import logging
 import subprocess
 import sys
@@ -9,18 +10,17 @@ import time
 import pytest
 import sqlalchemy
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from atsboost.config.settings import Settings, load_settings
 from atsboost.errors import TransactionOutcomeUnknownError
+from atsboost.runtime.async_engine import create_async_engine
 from atsboost.runtime.async_retry import run_transaction, session_scope
-from atsboost.runtime.libpq import connect_args
 
 
 def async_engine(settings: Settings) -> AsyncEngine:
-    """An async engine with atsboost's connection parameters (SSL, timeouts, keepalives)."""
-    assert settings.url is not None
-    return create_async_engine(settings.url.sqlalchemy(), pool_size=8, connect_args=connect_args(settings))
+    """The async engine of these settings, with room for 8 concurrent tasks."""
+    return create_async_engine(dataclasses.replace(settings, pool=dataclasses.replace(settings.pool, size=8)))
 
 
 @pytest.fixture

@@ -1,0 +1,52 @@
+"""Settings to SQLAlchemy's ``AsyncEngine`` over psycopg's async driver: the sync engine's parameters.
+
+One driver serves both worlds, so ``DATABASE_URL``, SSL, ``application_name``,
+``statement_timeout`` (in the transaction's ``BEGIN`` behind a transaction pooler),
+keepalives and the pool's size, timeout and maximum lifetime mean the same here. The
+pool is SQLAlchemy's own asyncio pool: the sync pool's idle timeout, validation of
+idle connections, fair hand-off and leak detection are not part of it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from atsboost.config.settings import Settings
+from atsboost.runtime.engine import database_url
+from atsboost.runtime.libpq import connect_args
+
+try:  # the async modules import SQLAlchemy's asyncio names from here, where a missing extra is explained
+    from sqlalchemy.ext.asyncio import AsyncEngine as AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+    from sqlalchemy.ext.asyncio import create_async_engine as sqlalchemy_async_engine
+except ImportError as missing:  # SQLAlchemy's asyncio extension needs greenlet
+    raise ImportError(
+        f"atsboost's asyncio support needs SQLAlchemy's asyncio extension ({missing}); "
+        "install it with: pip install 'atsboost[asyncio]'"
+    ) from missing
+
+logger = logging.getLogger(__name__)
+
+
+def create_async_engine(settings: Settings) -> AsyncEngine:
+    """Build an AsyncEngine for these settings (connects lazily, on first use)."""
+    url = database_url(settings)
+    engine = sqlalchemy_async_engine(
+        url,
+        pool_size=settings.pool.size,
+        max_overflow=settings.pool.max_overflow,
+        pool_timeout=settings.pool.timeout,
+        pool_use_lifo=True,
+        pool_recycle=settings.runtime.max_lifetime or -1,
+        connect_args=connect_args(settings, asynchronous=True),
+        # Bound values (a password hash, a user's data) never appear in an error message or log.
+        hide_parameters=True,
+    )
+    logger.info(
+        "async engine for %s: %s environment, pool %d+%d",
+        url.render_as_string(hide_password=True),
+        settings.environment.value,
+        settings.pool.size,
+        settings.pool.max_overflow,
+    )
+    return engine
