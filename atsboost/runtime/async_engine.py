@@ -2,9 +2,9 @@
 
 One driver serves both worlds, so ``DATABASE_URL``, SSL, ``application_name``,
 ``statement_timeout`` (in the transaction's ``BEGIN`` behind a transaction pooler),
-keepalives and the pool's size, timeout and maximum lifetime mean the same here. The
-pool is SQLAlchemy's own asyncio pool: the sync pool's idle timeout, validation of
-idle connections, fair hand-off and leak detection are not part of it.
+keepalives and the pool mean the same here: its size and timeout, the idle timeout,
+validation of idle connections, the maximum lifetime, the fair hand-off and leak
+detection (``async_pool``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 
 from atsboost.config.settings import Settings
-from atsboost.runtime.engine import database_url
+from atsboost.runtime.async_pool import AsyncIdleTimeoutPool
+from atsboost.runtime.engine import database_url, engine_options
 from atsboost.runtime.libpq import connect_args
 
 try:  # the async modules import SQLAlchemy's asyncio names from here, where a missing extra is explained
@@ -31,22 +32,16 @@ logger = logging.getLogger(__name__)
 def create_async_engine(settings: Settings) -> AsyncEngine:
     """Build an AsyncEngine for these settings (connects lazily, on first use)."""
     url = database_url(settings)
-    engine = sqlalchemy_async_engine(
-        url,
-        pool_size=settings.pool.size,
-        max_overflow=settings.pool.max_overflow,
-        pool_timeout=settings.pool.timeout,
-        pool_use_lifo=True,
-        pool_recycle=settings.runtime.max_lifetime or -1,
-        connect_args=connect_args(settings, asynchronous=True),
-        # Bound values (a password hash, a user's data) never appear in an error message or log.
-        hide_parameters=True,
-    )
+    options = engine_options(settings)
+    options["poolclass"] = AsyncIdleTimeoutPool
+    options["connect_args"] = connect_args(settings, asynchronous=True)
+    engine = sqlalchemy_async_engine(url, **options)
     logger.info(
-        "async engine for %s: %s environment, pool %d+%d",
+        "async engine for %s: %s environment, pool %d+%d, idle timeout %ss",
         url.render_as_string(hide_password=True),
         settings.environment.value,
         settings.pool.size,
         settings.pool.max_overflow,
+        settings.pool.idle_timeout,
     )
     return engine

@@ -21,6 +21,7 @@ import sysconfig
 import traceback
 from pathlib import Path
 from types import CodeType
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,24 @@ def capture_stack() -> Captured:
     while frame is not None and len(taken) < _MAX_FRAMES:
         taken.append((frame.f_code, frame.f_lasti))
         frame = frame.f_back  # type: ignore[assignment]
+    return tuple(taken)
+
+
+def capture_task_stack() -> Captured:
+    """Record the stack of a checkout in SQLAlchemy's asyncio engine, innermost first.
+
+    There the pool runs in a greenlet whose frames end at SQLAlchemy's bridge; the
+    application's coroutines are on the stack of the greenlet that switched to it
+    (``parent.gr_frame``, greenlet's public API). Both are kept, as (code, offset).
+    """
+    import greenlet
+
+    parent = greenlet.getcurrent().parent
+    frame: Any = parent.gr_frame if parent is not None else None
+    taken = list(capture_stack()[1:])
+    while frame is not None and len(taken) < _MAX_FRAMES:
+        taken.append((frame.f_code, frame.f_lasti))
+        frame = frame.f_back
     return tuple(taken)
 
 

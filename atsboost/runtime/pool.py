@@ -20,7 +20,6 @@ import os
 import random
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,25 +27,15 @@ import sqlalchemy.exc
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from atsboost.errors import DatabaseUnavailableError, first_line
-from atsboost.runtime import leaks
+from atsboost.runtime import leaks, pool_waiting
 from atsboost.runtime.pool_internals import QueuePoolInternals
+from atsboost.runtime.pool_waiting import TaskWaiter, ThreadWaiter
 
 logger = logging.getLogger(__name__)
 
 _IDLE_SINCE = "atsboost.idle_since"
 _RETIRE_AT = "atsboost.retire_at"
 _JITTER = 0.1  # retire connections up to 10 % early, so those opened together do not all reconnect at once
-
-
-class _Waiter:
-    """A thread waiting for a connection: a bare lock (cheaper than an Event), released on hand-over."""
-
-    __slots__ = ("ready", "record")
-
-    def __init__(self) -> None:
-        self.ready = threading.Lock()
-        self.ready.acquire()
-        self.record: ConnectionPoolEntry | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +47,10 @@ class _Checkout:
 
 class IdleTimeoutQueuePool(QueuePool):
     """QueuePool that closes connections left unused for longer than ``idle_timeout``."""
+
+    # How a checkout waits and how a checkout's stack is recorded: threads here, tasks in async_pool.
+    _waiter_class: type[ThreadWaiter | TaskWaiter] = ThreadWaiter
+    _capture = staticmethod(leaks.capture_stack)
 
     # Not keyword-only: create_engine finds pool arguments by positional-or-keyword name.
     def __init__(
@@ -78,7 +71,7 @@ class IdleTimeoutQueuePool(QueuePool):
         self._checked_out: dict[ConnectionPoolEntry, _Checkout] = {}
         self._draining = False
         self._handoff = threading.Lock()
-        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._waiters: collections.deque[ThreadWaiter | TaskWaiter] = collections.deque()
         self._stopped = threading.Event()
         self._reaper_pid: int | None = None
         self._reaper_lock = threading.Lock()
@@ -131,6 +124,11 @@ class IdleTimeoutQueuePool(QueuePool):
                 reported += 1
         return reported
 
+    def maintain(self) -> None:
+        """Close connections idle past the timeout and report leaks (the maintenance thread or task)."""
+        self.reap_idle()
+        self.report_leaks()
+
     def dispose(self) -> None:
         """Close the pooled connections and stop the reaper."""
         self._stopped.set()
@@ -165,9 +163,7 @@ class IdleTimeoutQueuePool(QueuePool):
         """
         with self._handoff:
             if self._waiters:
-                waiter = self._waiters.popleft()
-                waiter.record = record
-                waiter.ready.release()
+                self._waiters.popleft().wake(record)
                 return
             self._internals.put_idle(record)
 
@@ -178,7 +174,7 @@ class IdleTimeoutQueuePool(QueuePool):
                 return idle
             grow = self._internals.claim_slot()
             if not grow:
-                waiter = _Waiter()
+                waiter = self._waiter_class()
                 self._waiters.append(waiter)
         if grow:
             try:
@@ -186,7 +182,7 @@ class IdleTimeoutQueuePool(QueuePool):
             except BaseException:
                 self._internals.release_slot()
                 raise
-        if waiter.ready.acquire(timeout=self._internals.timeout):
+        if self._wait(waiter):
             assert waiter.record is not None
             return waiter.record
         with self._handoff:
@@ -198,6 +194,18 @@ class IdleTimeoutQueuePool(QueuePool):
             f"connection timed out, timeout {self._internals.timeout:.2f}",
             code="3o7r",
         )
+
+    def _wait(self, waiter: ThreadWaiter | TaskWaiter) -> bool:
+        """Wait to be handed a connection; a waiter cancelled meanwhile passes on what it was handed."""
+        try:
+            return waiter.wait(self._internals.timeout)
+        except BaseException:  # an asyncio task cancelled while it waited
+            with self._handoff:
+                if waiter.record is None:
+                    self._waiters.remove(waiter)
+            if waiter.record is not None:
+                self._release(waiter.record)
+            raise
 
     def _do_get(self) -> ConnectionPoolEntry:
         if self._draining:
@@ -218,7 +226,7 @@ class IdleTimeoutQueuePool(QueuePool):
         if self._leak_threshold is None:
             self._checked_out[record] = _Checkout(now, None)
         else:
-            self._checked_out[record] = _Checkout(now, leaks.capture_stack())
+            self._checked_out[record] = _Checkout(now, self._capture())
             self._start_reaper()
         return record
 
@@ -269,30 +277,9 @@ class IdleTimeoutQueuePool(QueuePool):
             if self._reaper_pid == os.getpid():
                 return
             self._reaper_pid = os.getpid()
-            periods = [
-                t for t in (self._idle_timeout, self._leak_threshold, self._max_lifetime) if t is not None
-            ]
-            interval = min(max(min(periods) / 4, 0.1), 5.0)
-            thread = threading.Thread(
-                target=_reap_forever,
-                args=(weakref.ref(self), self._stopped, interval),
-                name="atsboost-pool-reaper",
-                daemon=True,
-            )
-            thread.start()
+            pool_waiting.start_thread(self, self._stopped, self.maintenance_interval())
 
-
-def _reap_forever(
-    pool_ref: weakref.ref[IdleTimeoutQueuePool], stopped: threading.Event, interval: float
-) -> None:
-    """Reap until the pool is disposed or garbage-collected (the thread never keeps it alive)."""
-    while not stopped.wait(interval):
-        pool = pool_ref()
-        if pool is None:
-            return
-        try:
-            pool.reap_idle()
-            pool.report_leaks()
-        except Exception:  # a maintenance thread must never die silently mid-flight
-            logger.exception("pool maintenance failed")
-        del pool
+    def maintenance_interval(self) -> float:
+        """Seconds between maintenance runs: a quarter of the shortest period watched, 0.1 to 5 s."""
+        periods = [t for t in (self._idle_timeout, self._leak_threshold, self._max_lifetime) if t is not None]
+        return min(max(min(periods) / 4, 0.1), 5.0)

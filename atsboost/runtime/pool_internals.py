@@ -75,6 +75,22 @@ class QueuePoolInternals:
         self._target._invalidate_time = time.time()
 
 
+def await_from_greenlet(awaitable: Any) -> Any:
+    """Await ``awaitable`` from pool code running in SQLAlchemy's asyncio greenlet (a checkout's wait)."""
+    # SQLAlchemy's own AsyncAdaptedQueue waits this way; the asyncio pool offers no public hook for it.
+    from sqlalchemy.util import await_
+
+    return await_(awaitable)
+
+
+async def run_in_greenlet(fn: Any) -> Any:
+    """Run the sync pool function ``fn`` from a task, inside a greenlet, so it may close async connections."""
+    # What AsyncEngine.dispose() itself does around the pool; there is no public form for other pool calls.
+    from sqlalchemy.util import greenlet_spawn
+
+    return await greenlet_spawn(fn)
+
+
 def pool_usage(pool: Any) -> tuple[int, int]:
     """Return (checked out, capacity) of a QueuePool: capacity is size plus overflow; (0, 0) for others."""
     if not isinstance(pool, QueuePool):

@@ -1,0 +1,38 @@
+"""The sync pool's protections in SQLAlchemy's asyncio engine: idle timeout, validation, fair hand-off.
+
+``AsyncIdleTimeoutPool`` is ``IdleTimeoutQueuePool`` (the same decisions, the same
+code) on ``AsyncAdaptedQueuePool``'s asyncio queue. What differs is only how it
+waits: a checkout that finds no free connection awaits a future, so the event loop
+keeps serving other tasks; the maintenance (idle timeout, leaks) is a task of the
+loop; a leak report names the awaiting coroutines, where the application's code is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from atsboost.runtime import leaks, pool_waiting
+from atsboost.runtime.pool import IdleTimeoutQueuePool
+from atsboost.runtime.pool_waiting import TaskWaiter
+
+
+class AsyncIdleTimeoutPool(IdleTimeoutQueuePool, AsyncAdaptedQueuePool):
+    """IdleTimeoutQueuePool for an AsyncEngine: waits and maintenance run on the event loop."""
+
+    _waiter_class = TaskWaiter
+    _capture = staticmethod(leaks.capture_task_stack)
+    _maintained_on: asyncio.AbstractEventLoop | None = None
+    _maintenance: asyncio.Task[None] | None = None
+
+    def _start_reaper(self) -> None:
+        if self._idle_timeout is None and self._leak_threshold is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a connection returned outside the loop (garbage collection)
+            return
+        if self._maintained_on is not loop:
+            self._maintained_on = loop
+            self._maintenance = pool_waiting.start_task(self, self._stopped, self.maintenance_interval())
