@@ -210,3 +210,27 @@ def test_without_the_extra_the_import_error_says_what_to_install():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert "pip install 'atsboost[asyncio]'" in out.stdout
+
+
+def test_killed_backends_are_replaced_without_an_error(counter):
+    observer, settings = counter
+
+    async def main() -> tuple[set[int], set[int]]:
+        engine = async_engine(settings)
+        try:
+            held = [await engine.connect() for _ in range(4)]
+            pids = {int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()) for conn in held}
+            for conn in held:
+                await conn.close()
+            with observer.connect() as killer:
+                killer.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:p AS int[])) AS pid"),
+                    {"p": list(pids)},
+                )
+            seen = {await run_transaction(own_pid, engine=engine) for _ in range(20)}
+            return pids, seen
+        finally:
+            await engine.dispose()
+
+    pids, seen = asyncio.run(main())
+    assert not seen & pids
