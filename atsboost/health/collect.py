@@ -8,6 +8,7 @@ role: a section the role cannot read is left empty with a note that says what to
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -60,19 +61,31 @@ def collect(
     migration_status: MigrationStatus | None = None,
     started: float | None = None,
 ) -> HealthReport:
-    """Collect the report in one read-only transaction on ``conn``, rolled back; never raises."""
+    """Collect the report on ``conn`` with every query read-only and bounded; never raises.
+
+    A connection in a transaction's hands (an engine's) gets one read-only transaction,
+    ``SET LOCAL`` and a savepoint per query, all rolled back, so nothing leaks into it.
+    A connection of the report's own in autocommit mode gets the same limits as session
+    settings, and each query is its own transaction: a third of the round trips.
+    """
     started = started or time.perf_counter()
     result = _empty(database)
+    own = conn.autocommit
     try:
-        with conn.transaction(force_rollback=True):
-            conn.execute("SET TRANSACTION READ ONLY")
-            conn.execute(f"SET LOCAL statement_timeout = {round(STATEMENT_TIMEOUT_SECONDS * 1000)}")
+        with contextlib.nullcontext() if own else conn.transaction(force_rollback=True):
             # Never queue behind a lock (a migration, VACUUM FULL): give up at once and say who holds it.
-            conn.execute("SET LOCAL lock_timeout = '50ms'")
+            timeout = round(STATEMENT_TIMEOUT_SECONDS * 1000)
+            conn.execute(
+                f"SET statement_timeout = {timeout}; SET lock_timeout = '50ms'; "
+                "SET default_transaction_read_only = on"
+                if own
+                else f"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {timeout}; "
+                "SET LOCAL lock_timeout = '50ms'"
+            )
             result.connection = _connection(conn, started, migration_status)
-            _collect(conn, result, long_query_seconds, unused_index_bytes)
+            rows = _querying(conn, savepoints=not own)
+            _collect(rows, result, long_query_seconds, unused_index_bytes)
             if migration_status is None:
-                rows = _querying(conn)
                 result.connection.revision = _section("revision", result.notes, lambda: _revision(rows)) or []
     except psycopg.Error as exc:
         result.connection.error = first_line(exc)
@@ -80,12 +93,15 @@ def collect(
     return result
 
 
-def _querying(conn: psycopg.Connection[Any]) -> Rows:
-    """Return ``rows(sql, *params)``: a savepoint per query, so a section that fails fails alone."""
+def _querying(conn: psycopg.Connection[Any], *, savepoints: bool) -> Rows:
+    """Return ``rows(sql, *params)``; a section that fails fails alone (a savepoint, or autocommit)."""
 
     def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
         try:
-            with conn.transaction(), psycopg.RawCursor(conn, row_factory=dict_row) as cursor:
+            with (
+                conn.transaction() if savepoints else contextlib.nullcontext(),
+                psycopg.RawCursor(conn, row_factory=dict_row) as cursor,
+            ):
                 cursor.execute(sql, params or None)  # RawCursor: $1 placeholders, so '%' in format() is text
                 return cursor.fetchall()
         except psycopg.Error as exc:
@@ -94,9 +110,8 @@ def _querying(conn: psycopg.Connection[Any]) -> Rows:
     return rows
 
 
-def _collect(conn: psycopg.Connection[Any], result: HealthReport, long_seconds: float, unused: int) -> None:
+def _collect(rows: Rows, result: HealthReport, long_seconds: float, unused: int) -> None:
     notes = result.notes
-    rows = _querying(conn)
 
     def value(sql: str, *params: Any) -> Any:
         [row] = rows(sql, *params)

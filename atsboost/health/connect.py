@@ -74,6 +74,8 @@ def report_for(
     except psycopg.Error as exc:
         return unreachable(settings.masked_url, exc, started)
     if conn is not None:
+        # Behind a transaction pooler session settings would outlive the report: one transaction instead.
+        conn.autocommit = settings.pool.mode != "transaction"
         with conn:
             return collect(
                 conn,

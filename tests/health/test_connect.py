@@ -47,3 +47,13 @@ def test_health_loads_neither_alembic_nor_sqlalchemy(invoke, environ, tmp_path):
     output, code, loaded = run_loading(["health", "--json"], environ, tmp_path)
     assert '"pending_revisions": 0' in output and code == 0
     assert loaded == []
+
+
+def test_behind_a_transaction_pooler_the_direct_report_keeps_to_one_transaction(make_settings):
+    settings = make_settings(DATABASE_POOL_MODE="transaction")
+    migrations.upgrade(make_settings())
+
+    found = report_for(settings)
+
+    assert found.connection.reachable and not failed_sections(found), found.notes
+    assert found.connection.revision == ["7c1f9a2b4d10"]
