@@ -9,11 +9,9 @@ detection (``async_pool``).
 
 from __future__ import annotations
 
-import logging
-
 from atsboost.config.settings import Settings
 from atsboost.runtime.async_pool import AsyncIdleTimeoutPool
-from atsboost.runtime.engine import database_url, engine_options
+from atsboost.runtime.engine import database_url, engine_options, log_engine
 from atsboost.runtime.libpq import connect_args
 
 try:  # the async modules import SQLAlchemy's asyncio names from here, where a missing extra is explained
@@ -26,8 +24,6 @@ except ImportError as missing:  # SQLAlchemy's asyncio extension needs greenlet
         "install it with: pip install 'atsboost[asyncio]'"
     ) from missing
 
-logger = logging.getLogger(__name__)
-
 
 def create_async_engine(settings: Settings) -> AsyncEngine:
     """Build an AsyncEngine for these settings (connects lazily, on first use)."""
@@ -36,12 +32,5 @@ def create_async_engine(settings: Settings) -> AsyncEngine:
     options["poolclass"] = AsyncIdleTimeoutPool
     options["connect_args"] = connect_args(settings, asynchronous=True)
     engine = sqlalchemy_async_engine(url, **options)
-    logger.info(
-        "async engine for %s: %s environment, pool %d+%d, idle timeout %ss",
-        url.render_as_string(hide_password=True),
-        settings.environment.value,
-        settings.pool.size,
-        settings.pool.max_overflow,
-        settings.pool.idle_timeout,
-    )
+    log_engine("async engine", url, settings)
     return engine

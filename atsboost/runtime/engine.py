@@ -66,15 +66,21 @@ def create_engine(settings: Settings) -> Engine:
     """Build an Engine for these settings (connects lazily, on first use)."""
     url = database_url(settings)
     engine = sqlalchemy.create_engine(url, **engine_options(settings))
+    log_engine("engine", url, settings)
+    return engine
+
+
+def log_engine(kind: str, url: URL, settings: Settings) -> None:
+    """Say which database an engine (or async engine) was built for, and its pool, password masked."""
     logger.info(
-        "engine for %s: %s environment, pool %d+%d, idle timeout %ss",
+        "%s for %s: %s environment, pool %d+%d, idle timeout %ss",
+        kind,
         url.render_as_string(hide_password=True),
         settings.environment.value,
         settings.pool.size,
         settings.pool.max_overflow,
         settings.pool.idle_timeout,
     )
-    return engine
 
 
 def side_engine(settings: Settings, url: URL, purpose: str, *, connect_timeout: int | None = None) -> Engine:

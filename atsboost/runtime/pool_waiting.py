@@ -14,8 +14,7 @@ import asyncio
 import logging
 import threading
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -96,10 +95,16 @@ def start_task(pool: IdleTimeoutQueuePool, stopped: threading.Event, interval: f
 def _maintain_in_thread(
     pool_ref: weakref.ref[IdleTimeoutQueuePool], stopped: threading.Event, interval: float
 ) -> None:
-    """Reap until the pool is disposed or garbage-collected (the thread never keeps it alive)."""
+    """Maintain until the pool is disposed or garbage-collected (the thread never keeps it alive)."""
     while not stopped.wait(interval):
-        if not _maintain(pool_ref, lambda pool: pool.maintain()):
+        pool = pool_ref()
+        if pool is None:
             return
+        try:
+            pool.maintain()
+        except Exception:  # a maintenance thread must never die silently mid-flight
+            logger.exception("pool maintenance failed")
+        del pool
 
 
 async def _maintain_in_task(
@@ -117,14 +122,3 @@ async def _maintain_in_task(
         except Exception:  # a maintenance task must never die silently mid-flight
             logger.exception("pool maintenance failed")
         del pool
-
-
-def _maintain(pool_ref: weakref.ref[IdleTimeoutQueuePool], work: Callable[[Any], object]) -> bool:
-    pool = pool_ref()
-    if pool is None:
-        return False
-    try:
-        work(pool)
-    except Exception:  # a maintenance thread must never die silently mid-flight
-        logger.exception("pool maintenance failed")
-    return True
