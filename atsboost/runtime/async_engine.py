@@ -9,9 +9,12 @@ detection (``async_pool``).
 
 from __future__ import annotations
 
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
 from atsboost.config.settings import Settings
 from atsboost.runtime.async_pool import AsyncIdleTimeoutPool
-from atsboost.runtime.engine import database_url, engine_options, log_engine
+from atsboost.runtime.engine import database_url, engine_options, log_engine, side_engine_args
 from atsboost.runtime.libpq import connect_args
 
 try:  # the async modules import SQLAlchemy's asyncio names from here, where a missing extra is explained
@@ -34,3 +37,11 @@ def create_async_engine(settings: Settings) -> AsyncEngine:
     engine = sqlalchemy_async_engine(url, **options)
     log_engine("async engine", url, settings)
     return engine
+
+
+def async_side_engine(
+    settings: Settings, url: URL, purpose: str, *, connect_timeout: int | None = None
+) -> AsyncEngine:
+    """Build an AsyncEngine without a pool, beside the application's (the asyncio health monitor)."""
+    args = side_engine_args(settings, url, purpose, connect_timeout=connect_timeout, asynchronous=True)
+    return sqlalchemy_async_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)

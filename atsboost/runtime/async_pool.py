@@ -36,3 +36,17 @@ class AsyncIdleTimeoutPool(IdleTimeoutQueuePool, AsyncAdaptedQueuePool):
         if self._maintained_on is not loop:
             self._maintained_on = loop
             self._maintenance = pool_waiting.start_task(self, self._stopped, self.maintenance_interval())
+
+    def close_idle_of_ended_loop(self) -> int:
+        """Close the idle connections of an event loop that has ended, without awaiting; return how many.
+
+        Their ``close()`` coroutine needs the loop that opened them. libpq's
+        ``finish`` needs none: it closes the socket, telling the server goodbye.
+        """
+        closed = 0
+        while (record := self._internals.take_idle()) is not None:
+            connection = record.driver_connection
+            if connection is not None:
+                connection.pgconn.finish()
+                closed += 1
+        return closed

@@ -18,7 +18,14 @@ import sqlalchemy.exc
 from tenacity import AsyncRetrying
 
 from atsboost.runtime.async_engine import AsyncEngine, AsyncSession
-from atsboost.runtime.retry import commit_failure, connection_options, retry_policy, worth_retrying
+from atsboost.runtime.diagnosis import database_error
+from atsboost.runtime.retry import (
+    commit_failure,
+    connection_options,
+    retry_policy,
+    wait_policy,
+    worth_retrying,
+)
 
 T = TypeVar("T")
 
@@ -94,3 +101,18 @@ async def session_scope(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
+
+
+async def wait_for_database(engine: AsyncEngine, *, seconds: float) -> None:
+    """Connect, retrying transient failures with backoff for up to ``seconds`` in total.
+
+    The sync ``wait_for_database`` on the event loop: the same policy, the same
+    DatabaseUnavailableError (the masked URL and the last reason) past the budget.
+    """
+    try:
+        async for attempt in AsyncRetrying(**wait_policy(seconds)):
+            with attempt:
+                async with engine.connect() as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise database_error(engine.url, exc) from None

@@ -26,21 +26,35 @@ from atsboost.runtime.shutdown import ShutdownReport, install_signal_handlers, s
 T = TypeVar("T")
 
 
-class Database:
-    """The engine, sessions, health monitor and lifecycle of one database, built lazily from settings."""
+class BaseDatabase:
+    """What the sync and the asyncio database share: their settings and the retry budget."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
-        self._lock = threading.RLock()
-        self._engine: Engine | None = None
-        self._monitor: HealthMonitor | None = None
-        self._owner_pid: int | None = None
-        self._exit_hook = False
 
     @property
     def settings(self) -> Settings:
         """The settings this database uses: the ones given, else the environment's (read once)."""
         return self._settings or get_settings()
+
+    def retry_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Return ``run_transaction``'s options with the settings' retry budget where none is given."""
+        runtime = self.settings.runtime
+        options.setdefault("attempts", runtime.retry_attempts)
+        options.setdefault("max_seconds", runtime.retry_max_seconds)
+        return options
+
+
+class Database(BaseDatabase):
+    """The engine, sessions, health monitor and lifecycle of one database, built lazily from settings."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._lock = threading.RLock()
+        self._engine: Engine | None = None
+        self._monitor: HealthMonitor | None = None
+        self._owner_pid: int | None = None
+        self._exit_hook = False
 
     def get_engine(self) -> Engine:
         """Return the Engine, built on first use (in development without DATABASE_URL: embedded)."""
@@ -67,10 +81,7 @@ class Database:
         On this database's engine (or ``engine``), with the retry budget of its settings
         unless ``attempts`` or ``max_seconds`` are given.
         """
-        runtime = self.settings.runtime
-        options.setdefault("attempts", runtime.retry_attempts)
-        options.setdefault("max_seconds", runtime.retry_max_seconds)
-        return retry.run_transaction(fn, engine=engine or self.get_engine(), **options)
+        return retry.run_transaction(fn, engine=engine or self.get_engine(), **self.retry_options(options))
 
     def startup(self, settings: Settings | None = None, *, handle_signals: bool = False) -> Engine:
         """Prepare the database before serving: wait for it, migrate, start the monitor (``atsboost.db``)."""

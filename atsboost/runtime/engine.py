@@ -88,9 +88,23 @@ def side_engine(settings: Settings, url: URL, purpose: str, *, connect_timeout: 
 
     Its connections are ``libpq.side_args``: the application's SSL and timeouts, their own name.
     """
-    pooled = settings.url is not None and url == settings.url.sqlalchemy()  # a pooler's needs go with it
-    args = side_args(settings, purpose, pooled=pooled, connect_timeout=connect_timeout)
+    args = side_engine_args(settings, url, purpose, connect_timeout=connect_timeout)
     return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)
+
+
+def side_engine_args(
+    settings: Settings,
+    url: URL,
+    purpose: str,
+    *,
+    connect_timeout: int | None = None,
+    asynchronous: bool = False,
+) -> dict[str, Any]:
+    """Return the connect_args of a side engine (sync or async) to ``url``."""
+    pooled = settings.url is not None and url == settings.url.sqlalchemy()  # a pooler's needs go with it
+    return side_args(
+        settings, purpose, pooled=pooled, connect_timeout=connect_timeout, asynchronous=asynchronous
+    )
 
 
 @dataclass(frozen=True)

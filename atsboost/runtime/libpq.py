@@ -56,7 +56,12 @@ def connect_args(settings: Settings, *, asynchronous: bool = False) -> dict[str,
 
 
 def side_args(
-    settings: Settings, purpose: str, *, pooled: bool, connect_timeout: int | None = None
+    settings: Settings,
+    purpose: str,
+    *,
+    pooled: bool,
+    connect_timeout: int | None = None,
+    asynchronous: bool = False,
 ) -> dict[str, Any]:
     """Return the parameters of a connection beside the application's (migrations, health checks).
 
@@ -64,7 +69,7 @@ def side_args(
     (``atsboost:migrate``), so ``pg_stat_activity`` tells them apart. ``pooled``:
     it goes to DATABASE_URL, whose pooler's needs it keeps.
     """
-    args = connect_args(settings)
+    args = connect_args(settings, asynchronous=asynchronous)
     args["application_name"] = f"{settings.application_name}:{purpose}"[:63]
     if connect_timeout is not None:
         args["connect_timeout"] = connect_timeout

@@ -217,17 +217,25 @@ def wait_for_database(engine: Engine, *, seconds: float) -> None:
     DatabaseUnavailableError naming the (masked) URL and the last reason. A failure
     that waiting cannot mend (a refused password, SSL, a missing database) stops it at once.
     """
-    retrying = Retrying(
-        retry=retry_if_exception(lambda exc: is_transient(exc) and not _permanent(exc)),
-        stop=stop_after_delay(seconds),
-        wait=wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1),
-        before_sleep=_log_wait,
-        reraise=True,
-    )
     try:
-        retrying(_ping, engine)
+        Retrying(**wait_policy(seconds))(_ping, engine)
     except sqlalchemy.exc.DBAPIError as exc:
         raise database_error(engine.url, exc) from None
+
+
+def wait_policy(seconds: float) -> dict[str, Any]:
+    """Return tenacity's arguments for waiting for the database (sync and async share them).
+
+    Transient failures only, and not those that waiting cannot mend; backoff from
+    0.1 s up to 2 s with jitter; ``seconds`` in total.
+    """
+    return {
+        "retry": retry_if_exception(lambda exc: is_transient(exc) and not _permanent(exc)),
+        "stop": stop_after_delay(seconds),
+        "wait": wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1),
+        "before_sleep": _log_wait,
+        "reraise": True,
+    }
 
 
 def _permanent(exc: BaseException) -> bool:

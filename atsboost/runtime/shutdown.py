@@ -28,7 +28,7 @@ from atsboost.runtime.pool import IdleTimeoutQueuePool
 
 logger = logging.getLogger(__name__)
 
-_CANCEL_GRACE = 2.0  # seconds for cancelled queries to hand their connections back
+CANCEL_GRACE = 2.0  # seconds for cancelled queries to hand their connections back
 
 
 @dataclass(frozen=True)
@@ -65,24 +65,58 @@ def shutdown_engine(
         engine.dispose(close=False)
         return ShutdownReport(0, 0, 0, time.monotonic() - started)
     pool = engine.pool
-    in_flight = pool.in_use() if isinstance(pool, IdleTimeoutQueuePool) else []
+    in_flight = in_use(pool)
     if isinstance(pool, IdleTimeoutQueuePool):
         pool.drain()
     leaked = _close_leaked(in_flight) if at_exit else []
     in_flight = [entry for entry in in_flight if entry not in leaked]
-    logger.info("shutdown: no new connections; waiting up to %gs for %d in-flight", timeout, len(in_flight))
+    log_waiting(timeout, len(in_flight))
     remaining = _wait_returned(pool, started + timeout, leaked)
-    cancelled = _cancel([entry for entry in remaining if _running(entry)])
+    cancelled = _cancel([entry for entry in remaining if running(entry)])
     if cancelled:
-        logger.warning("shutdown: cancelled %d query(ies) still running after %gs", cancelled, timeout)
-        remaining = _wait_returned(pool, time.monotonic() + _CANCEL_GRACE, leaked)
+        log_cancelled(cancelled, timeout)
+        remaining = _wait_returned(pool, time.monotonic() + CANCEL_GRACE, leaked)
     if remaining:
-        logger.warning("shutdown: closing %d connection(s) that did not come back", len(remaining))
+        log_abandoned(len(remaining))
         _close_abandoned(remaining)
     engine.dispose()
-    report = ShutdownReport(
-        len(in_flight), cancelled, len(remaining), time.monotonic() - started, leaked=len(leaked)
-    )
+    return finished(started, len(in_flight), cancelled, len(remaining), leaked=len(leaked))
+
+
+def in_use(pool: Any) -> list[Any]:
+    """Return the pool's checked-out entries (none known for a pool other than atsboost's)."""
+    return pool.in_use() if isinstance(pool, IdleTimeoutQueuePool) else []
+
+
+def running(entry: Any) -> bool:
+    """Tell whether a checked-out connection is running a query right now (libpq says ACTIVE).
+
+    ``driver_connection`` is psycopg's connection, sync or async: both have ``info``.
+    """
+    connection = entry.driver_connection
+    return connection is not None and connection.info.transaction_status == TransactionStatus.ACTIVE
+
+
+def log_waiting(timeout: float, count: int) -> None:
+    """Log the start of the wait for in-flight connections."""
+    logger.info("shutdown: no new connections; waiting up to %gs for %d in-flight", timeout, count)
+
+
+def log_cancelled(count: int, timeout: float) -> None:
+    """Log the queries cancelled at the deadline."""
+    logger.warning("shutdown: cancelled %d query(ies) still running after %gs", count, timeout)
+
+
+def log_abandoned(count: int) -> None:
+    """Log the connections closed because they did not come back."""
+    logger.warning("shutdown: closing %d connection(s) that did not come back", count)
+
+
+def finished(
+    started: float, waited_for: int, cancelled: int, abandoned: int, *, leaked: int = 0
+) -> ShutdownReport:
+    """Return the report of a shutdown that began at ``started`` (monotonic), and log its last line."""
+    report = ShutdownReport(waited_for, cancelled, abandoned, time.monotonic() - started, leaked=leaked)
     logger.info(
         "shutdown: closed every connection in %.2f s (%d waited for, %d cancelled, %d abandoned)",
         report.seconds,
@@ -120,16 +154,9 @@ def _chained(on_signal: Callable[[], Any], previous: Any) -> Callable[[int, Fram
     return handler
 
 
-def _running(entry: Any) -> bool:
-    """Tell whether a checked-out connection is running a query right now (libpq says ACTIVE)."""
-    connection = entry.dbapi_connection
-    info = getattr(connection, "info", None)
-    return info is not None and info.transaction_status == TransactionStatus.ACTIVE
-
-
 def _close_leaked(entries: list[Any]) -> list[Any]:
     """Close, and report, checked-out connections that run nothing: at exit nobody will return them."""
-    leaked = [entry for entry in entries if entry.dbapi_connection is not None and not _running(entry)]
+    leaked = [entry for entry in entries if entry.dbapi_connection is not None and not running(entry)]
     for entry in leaked:
         logger.warning(
             "shutdown at exit: a connection was checked out and never returned (a leak); closing it. "
@@ -143,8 +170,7 @@ def _wait_returned(pool: Any, deadline: float, leaked: list[Any]) -> list[Any]:
     """Wait until every checked-out connection but the leaked ones is back; return those still out."""
 
     def out() -> list[Any]:
-        in_use = pool.in_use() if isinstance(pool, IdleTimeoutQueuePool) else []
-        return [entry for entry in in_use if entry not in leaked]
+        return [entry for entry in in_use(pool) if entry not in leaked]
 
     remaining = out()
     while remaining and time.monotonic() < deadline:
@@ -159,7 +185,7 @@ def _cancel(entries: list[Any]) -> int:
 
     def cancel(connection: Any) -> None:
         try:
-            connection.cancel_safe(timeout=_CANCEL_GRACE)
+            connection.cancel_safe(timeout=CANCEL_GRACE)
             outcomes.append(True)
         except Exception as exc:  # a dead link cannot carry a cancel; closing the socket ends the query
             logger.debug("could not cancel a query: %s", exc)
@@ -171,7 +197,7 @@ def _cancel(entries: list[Any]) -> int:
     ]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + _CANCEL_GRACE + 0.5
+    deadline = time.monotonic() + CANCEL_GRACE + 0.5
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
     return len(outcomes)

@@ -1,0 +1,137 @@
+"""One application database for asyncio code: the twin of ``runtime.database.Database``.
+
+The same settings give the same engine parameters, retry budget, monitor and
+shutdown sequence; only the waiting happens on the event loop. ``atsboost.aio``'s
+functions are a facade over a default instance.
+
+An AsyncEngine's connections belong to the event loop that opened them. When the
+engine is used from another loop (a second ``asyncio.run``, a test framework's
+loop per test), the previous loop's idle connections are closed without awaiting
+(that loop has ended) and the new loop opens its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from atsboost.config.settings import Settings
+from atsboost.runtime import async_retry
+from atsboost.runtime.async_engine import AsyncEngine, AsyncSession, create_async_engine
+from atsboost.runtime.async_monitor import AsyncHealthMonitor
+from atsboost.runtime.async_pool import AsyncIdleTimeoutPool
+from atsboost.runtime.async_shutdown import shutdown_async_engine
+from atsboost.runtime.database import BaseDatabase
+from atsboost.runtime.shutdown import ShutdownReport
+
+logger = logging.getLogger("atsboost.runtime.database")
+
+T = TypeVar("T")
+
+
+class AsyncDatabase(BaseDatabase):
+    """The AsyncEngine, sessions, health monitor and lifecycle of one database, built lazily."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(settings)
+        self._lock = threading.Lock()
+        self._engine: AsyncEngine | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._monitor: AsyncHealthMonitor | None = None
+
+    def get_engine(self) -> AsyncEngine:
+        """Return the AsyncEngine, built on first use (in development without DATABASE_URL: embedded)."""
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = create_async_engine(self.settings)
+        self._follow_loop(self._engine)
+        return self._engine
+
+    @asynccontextmanager
+    async def session_scope(self) -> AsyncIterator[AsyncSession]:
+        """Yield an AsyncSession that commits when the block succeeds and rolls back when it raises."""
+        async with async_retry.session_scope(self.get_engine()) as session:
+            yield session
+
+    async def run_transaction(
+        self,
+        fn: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        engine: AsyncEngine | None = None,
+        **options: Any,
+    ) -> T:
+        """Run ``await fn(session)`` through :func:`atsboost.runtime.async_retry.run_transaction`.
+
+        On this database's engine (or ``engine``), with the retry budget of its settings
+        unless ``attempts`` or ``max_seconds`` are given.
+        """
+        engine = engine or self.get_engine()
+        return await async_retry.run_transaction(fn, engine=engine, **self.retry_options(options))
+
+    async def startup(self, settings: Settings | None = None) -> AsyncEngine:
+        """Prepare the database before serving: wait for it, migrate, start the monitor (``atsboost.aio``)."""
+        from atsboost import migrations  # Alembic loads only for an application that migrates
+
+        if settings is not None and settings is not self._settings:
+            await self.dispose()
+            self._settings = settings
+        settings = self.settings
+        engine = self.get_engine()
+        await async_retry.wait_for_database(engine, seconds=settings.connect_timeout)
+        if settings.migration.on_startup:
+            # Alembic is synchronous: a worker thread keeps the loop serving meanwhile.
+            await asyncio.to_thread(migrations.upgrade, settings)
+        if settings.runtime.monitor and self._monitor is None:
+            self._monitor = AsyncHealthMonitor(engine, settings)
+            await self._monitor.check()  # so that health_state() is known from the first request
+            self._monitor.start()
+        return engine
+
+    async def health_state(self) -> dict[str, Any]:
+        """Return the database's health as a plain dict: the monitor's latest state, else one check now."""
+        if self._monitor is not None:
+            return self._monitor.state().as_dict()
+        monitor = AsyncHealthMonitor(self.get_engine(), self.settings)
+        try:
+            return (await monitor.check()).as_dict()
+        finally:
+            await monitor.stop()
+
+    async def shutdown(self, timeout: float = 10.0) -> ShutdownReport | None:
+        """Shut down gracefully (drain, wait, cancel, close); the second call does nothing."""
+        engine, monitor = self._engine, self._monitor
+        self._engine, self._monitor, self._loop = None, None, None
+        if engine is None:
+            if monitor is not None:
+                await monitor.stop()
+            return None
+        return await shutdown_async_engine(engine, timeout=timeout, monitor=monitor)
+
+    async def dispose(self) -> None:
+        """Close the engine's connections and forget it (and the monitor); the next use rebuilds it."""
+        engine, monitor = self._engine, self._monitor
+        self._engine, self._monitor, self._loop = None, None, None
+        if monitor is not None:
+            await monitor.stop()
+        if engine is not None:
+            await engine.dispose()
+
+    def _follow_loop(self, engine: AsyncEngine) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # built outside a loop (at import): bound on first use
+            return
+        if self._loop is loop:
+            return
+        if self._loop is not None:
+            pool = engine.sync_engine.pool
+            closed = pool.close_idle_of_ended_loop() if isinstance(pool, AsyncIdleTimeoutPool) else 0
+            logger.info("the event loop changed: closed the previous loop's %d idle connection(s)", closed)
+            self._monitor = None  # its task ended with its loop
+            engine.sync_engine.dispose(close=False)  # a new pool; nothing is awaited
+        self._loop = loop
