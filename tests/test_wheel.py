@@ -177,3 +177,30 @@ def test_the_wheel_carries_the_migration_environment(installed):
     )
     assert listing.returncode == 0, listing.stderr
     assert "055d037ec299_initial_schema.py" in listing.stdout
+
+
+ASYNC_APP = """
+import asyncio
+from atsboost import aio
+
+
+async def main():
+    await aio.startup()
+    print((await aio.health_state())["status"])
+    await aio.shutdown()
+
+
+asyncio.run(main())
+"""
+
+
+def test_asyncio_needs_its_extra_and_then_runs_from_the_wheel(installed, app_shell):
+    missing = app_shell("python", "-c", "import atsboost.aio")
+    assert missing.returncode == 1
+    assert "install it with: pip install 'atsboost[asyncio]'" in missing.stderr
+    [wheel] = (installed.parent.parent / "dist").glob("atsboost-*.whl")
+    extra = [str(installed / "python"), "-m", "pip", "install", "-q", f"{wheel}[asyncio]"]
+    subprocess.run(extra, check=True, capture_output=True, timeout=600)
+    started = app_shell("python", "-c", ASYNC_APP)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "healthy"
