@@ -29,7 +29,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import psycopg
-from benchlib import commands, contention, health, latency, overhead, recovery
+from benchlib import aio_contention, aio_overhead, commands, contention, health, latency, overhead, recovery
 from benchlib.common import Row
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -67,7 +67,17 @@ def main() -> int:
     return 0
 
 
-CASES = ("overhead", "latency", "contention", "recovery", "start-up", "migrations", "health")
+CASES = (
+    "overhead",
+    "latency",
+    "contention",
+    "asyncio-overhead",
+    "asyncio-contention",
+    "recovery",
+    "start-up",
+    "migrations",
+    "health",
+)
 
 
 def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
@@ -75,6 +85,12 @@ def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
         "overhead": lambda: overhead.run(url, iterations=200 if quick else 250, rounds=2 if quick else 60),
         "latency": lambda: latency.run(url, iterations=20 if quick else 200, rounds=2 if quick else 5),
         "contention": lambda: contention.run(url, seconds=0.5 if quick else 3.0, rounds=1 if quick else 5),
+        "asyncio-overhead": lambda: aio_overhead.run(
+            url, iterations=200 if quick else 250, rounds=2 if quick else 40
+        ),
+        "asyncio-contention": lambda: aio_contention.run(
+            url, seconds=0.5 if quick else 5.0, rounds=1 if quick else 5
+        ),
         "recovery": lambda: recovery.run(before=0.5 if quick else 1.0, after=1.5 if quick else 3.0),
         "start-up": lambda: commands.startup(url, rounds=2 if quick else 11),
         "migrations": lambda: commands.migrations(url, rounds=1 if quick else 7),

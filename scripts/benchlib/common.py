@@ -13,6 +13,16 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+
+class Throughput(Protocol):
+    """A timed trial: what it measured, in transactions per second."""
+
+    tps: float
+
+
+TrialT = TypeVar("TrialT", bound=Throughput)
 
 
 @dataclass
@@ -124,3 +134,20 @@ def percentile(values: list[float], pct: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
+
+
+def interleave_trials(
+    names: list[str], run_trial: Callable[[str], TrialT], *, rounds: int
+) -> tuple[dict[str, list[float]], dict[str, list[TrialT]]]:
+    """Interleave throughput trials: each variant's tx/s per round, and every trial kept for its details."""
+    trials: dict[str, list[TrialT]] = {name: [] for name in names}
+
+    def measure(name: str) -> Callable[[], float]:
+        def trial() -> float:
+            result = run_trial(name)
+            trials[name].append(result)
+            return result.tps
+
+        return trial
+
+    return interleave({name: measure(name) for name in names}, rounds=rounds), trials

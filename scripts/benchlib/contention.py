@@ -18,7 +18,7 @@ import sqlalchemy
 from psycopg_pool import ConnectionPool
 
 from benchlib import overhead
-from benchlib.common import Row, interleave, rows_from
+from benchlib.common import Row, interleave_trials, rows_from
 from benchlib.engines import atsboost_engine
 
 THREADS = 64
@@ -52,24 +52,16 @@ def run(url: str, *, seconds: float, rounds: int) -> list[Row]:
     ours = atsboost_engine(url, "production", **sized)
     plain = sqlalchemy.create_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=30)
     pool = ConnectionPool(libpq, min_size=POOL_SIZE, max_size=POOL_SIZE, timeout=30, open=True)
-    trials: dict[str, list[Trial]] = {}
     variants: dict[str, Callable[[], None]] = {
         BASELINE: lambda: overhead.pool_transaction(pool),
         "SQLAlchemy QueuePool, Core": lambda: overhead.core(plain),
         "atsboost engine, Core": lambda: overhead.core(ours),
         "atsboost run_transaction": lambda: overhead.retried(ours),
     }
-
-    def measure(name: str) -> Callable[[], float]:
-        def trial() -> float:
-            result = _trial(variants[name], seconds)
-            trials.setdefault(name, []).append(result)
-            return result.tps
-
-        return trial
-
     try:
-        figures = interleave({name: measure(name) for name in variants}, rounds=rounds)
+        figures, trials = interleave_trials(
+            list(variants), lambda name: _trial(variants[name], seconds), rounds=rounds
+        )
     finally:
         ours.dispose()
         plain.dispose()

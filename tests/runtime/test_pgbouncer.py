@@ -1,5 +1,6 @@
 """Transaction pooling, tested through a real PgBouncer in front of a server with max_connections=20."""
 
+import asyncio
 import os
 import shutil
 import socket
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from atsboost import migrations
 from atsboost.config.settings import load_settings
 from atsboost.errors import MigrationError
+from atsboost.runtime.async_engine import create_async_engine
 from atsboost.runtime.engine import create_engine
 from tests.conftest import own_cluster, server_binaries
 
@@ -112,6 +114,36 @@ def test_200_clients_through_pgbouncer_all_complete(stack):
     errors, done = workload(environ)
     assert [str(e).splitlines()[0] for e in errors] == []
     assert done == 2000
+
+
+def test_200_async_tasks_through_pgbouncer_all_complete_with_the_timeout_in_each(stack):
+    settings = load_settings(
+        {
+            "ATSBOOST_ENV": "testing",
+            "DATABASE_URL": stack["pooled"],
+            "DATABASE_POOL_MODE": "transaction",
+            "DATABASE_POOL_SIZE": "200",
+            "DATABASE_STATEMENT_TIMEOUT": "5000",
+        }
+    )
+    statement = text("SELECT current_setting('statement_timeout') FROM pg_class WHERE relname = :name")
+
+    async def client(engine):
+        for _ in range(10):
+            async with engine.connect() as conn:
+                assert (await conn.execute(statement, {"name": "pg_class"})).scalar_one() == "5s"
+                await conn.commit()
+
+    async def main():
+        engine = create_async_engine(settings)
+        try:
+            return await asyncio.gather(*(client(engine) for _ in range(200)), return_exceptions=True)
+        finally:
+            await engine.dispose()
+
+    outcomes = asyncio.run(main())
+    assert [str(e).splitlines()[0] for e in outcomes if e is not None] == []
+    assert len(outcomes) == 200
 
 
 def test_the_same_workload_with_prepared_statements_on_fails(stack):
