@@ -1,5 +1,6 @@
 """SSL against a real PostgreSQL with ssl=on: a CA of our own and a certificate for 'localhost' only."""
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -15,9 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy import text
 
 from atsboost.config.settings import load_settings
 from atsboost.errors import DatabaseUnavailableError
+from atsboost.runtime.async_database import AsyncDatabase
 from atsboost.runtime.engine import create_engine, server_info
 from tests.conftest import own_cluster, server_binaries
 
@@ -191,3 +194,35 @@ def test_a_server_without_ssl_fails_with_the_setting_to_change(ssl_server):
     message = str(info.value)
     assert "server does not support SSL" in message
     assert "enable ssl on the server, or, on a private network only, set DATABASE_DISABLE_SSL=true" in message
+
+
+def connect_async(environ):
+    """Start an AsyncDatabase (atsboost.aio's) on these settings; return whether it connects encrypted."""
+    settings = load_settings({**environ, "DATABASE_MIGRATE_ON_STARTUP": "false"})
+
+    async def main():
+        database = AsyncDatabase(settings)
+        try:
+            engine = await database.startup()
+            async with engine.connect() as conn:
+                encrypted = text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                return (await conn.execute(encrypted)).scalar_one()
+        finally:
+            await database.dispose()
+
+    return asyncio.run(main())
+
+
+def test_asyncio_verifies_the_server_with_the_same_settings(ssl_server):
+    environ = env(
+        ssl_server, "localhost", ATSBOOST_ENV="production", DATABASE_SSL_ROOT_CERT=str(ssl_server["ca"])
+    )
+    assert connect_async(environ) is True
+
+
+def test_asyncio_refuses_an_unknown_ca_with_the_setting_to_change(ssl_server):
+    environ = env(
+        ssl_server, "localhost", ATSBOOST_ENV="production", DATABASE_SSL_ROOT_CERT=str(ssl_server["other_ca"])
+    )
+    with pytest.raises(DatabaseUnavailableError, match="not signed by the CA in DATABASE_SSL_ROOT_CERT"):
+        connect_async(environ)
