@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from atsboost import metrics
 from atsboost.errors import MigrationError
 
 if TYPE_CHECKING:
@@ -57,7 +58,8 @@ def advisory_lock(engine: Engine, key: int, *, wait: float) -> Iterator[None]:
 @contextmanager
 def held(conn: psycopg.Connection[Any], key: int, *, wait: float) -> Iterator[None]:
     """Hold the advisory lock ``key`` on ``conn`` (autocommit), polling for at most ``wait`` seconds."""
-    deadline = time.monotonic() + wait
+    began = time.monotonic()
+    deadline = began + wait
     announced = listening = False
     while not _try(conn, key):
         if not listening:  # listen first, then try again: a release in between is not missed
@@ -78,6 +80,7 @@ def held(conn: psycopg.Connection[Any], key: int, *, wait: float) -> Iterator[No
             break  # a holder let go (or another NOTIFY): try again now
     if listening:
         conn.execute(f"UNLISTEN {_CHANNEL}")
+    metrics.registry.migrations.lock_wait.observe(time.monotonic() - began)
     try:
         yield
     finally:

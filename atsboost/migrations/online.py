@@ -31,6 +31,7 @@ from tenacity import (
     wait_random,
 )
 
+from atsboost import metrics
 from atsboost.errors import AtsboostError, MigrationError
 from atsboost.migrations import checksums
 from atsboost.migrations.blockers import Blocker, BlockerWatch
@@ -254,6 +255,8 @@ class OnlineRun:
         elif not step.is_upgrade:
             checksums.forget(self.conn, done.id)
         logger.info("%s %s in %.2f s", "applied" if step.is_upgrade else "reverted", done, seconds)
+        if step.is_upgrade and not self.dry_run:
+            metrics.registry.migrations.applied(seconds)
         self._announce()
 
     def _announce(self) -> None:

@@ -16,6 +16,7 @@ from atsboost.config.settings import Settings
 from atsboost.runtime.async_pool import AsyncIdleTimeoutPool
 from atsboost.runtime.engine import database_url, engine_options, log_engine, side_engine_args
 from atsboost.runtime.libpq import connect_args
+from atsboost.runtime.pool_metrics import pool_name
 
 try:  # the async modules import SQLAlchemy's asyncio names from here, where a missing extra is explained
     from sqlalchemy.ext.asyncio import AsyncEngine as AsyncEngine
@@ -34,6 +35,7 @@ def create_async_engine(settings: Settings) -> AsyncEngine:
     options = engine_options(settings)
     options["poolclass"] = AsyncIdleTimeoutPool
     options["connect_args"] = connect_args(settings, asynchronous=True)
+    options["metrics_name"] = pool_name(url, asynchronous=True)
     engine = sqlalchemy_async_engine(url, **options)
     log_engine("async engine", url, settings)
     return engine

@@ -19,6 +19,7 @@ import sqlalchemy.exc
 from atsboost.config.settings import Settings
 from atsboost.runtime.async_engine import AsyncEngine, async_side_engine
 from atsboost.runtime.health_tracker import LONG_QUERIES, PROBE, HealthState, HealthTracker
+from atsboost.runtime.pool_metrics import watch
 
 logger = logging.getLogger("atsboost.runtime.monitor")
 
@@ -40,10 +41,12 @@ class AsyncHealthMonitor:
         if self._task is not None and not self._task.done():
             return
         self._task = asyncio.get_running_loop().create_task(self._run(), name="atsboost-health-monitor")
+        watch(self.engine.sync_engine.pool, self.tracker)
         logger.info("health monitor started: a check every %gs", self.interval)
 
     async def stop(self) -> None:
         """Cancel the task, wait for it to end, and close the monitor's own connections."""
+        watch(self.engine.sync_engine.pool, self.tracker, running=False)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

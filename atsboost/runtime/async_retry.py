@@ -19,9 +19,11 @@ from tenacity import AsyncRetrying
 
 from atsboost.runtime.async_engine import AsyncEngine, AsyncSession
 from atsboost.runtime.diagnosis import database_error
+from atsboost.runtime.pool_metrics import stats_of
 from atsboost.runtime.retry import (
     commit_failure,
     connection_options,
+    count_outcome,
     retry_policy,
     wait_policy,
     worth_retrying,
@@ -49,19 +51,29 @@ async def run_transaction(
     """
     options = connection_options(isolation_level, read_only)
     deadline = time.monotonic() + max_seconds
+    stats = stats_of(engine.sync_engine.pool)
     try:  # the first attempt runs bare, as in the sync loop
-        return await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+        result = await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
     except Exception as exc:
         if not worth_retrying(exc, attempts, deadline):
+            count_outcome(stats, exc)
             raise
         first_failure: BaseException | None = exc
-    async for attempt in AsyncRetrying(**retry_policy(attempts, deadline)):
-        with attempt:
-            if first_failure is not None:  # tenacity's attempt 1 is the failure above
-                failure, first_failure = first_failure, None
-                raise failure
-            return await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
-    raise AssertionError("AsyncRetrying ends by returning or raising")  # pragma: no cover
+    else:
+        count_outcome(stats, None)
+        return result
+    try:
+        async for attempt in AsyncRetrying(**retry_policy(attempts, deadline, stats)):
+            with attempt:
+                if first_failure is not None:  # tenacity's attempt 1 is the failure above
+                    failure, first_failure = first_failure, None
+                    raise failure
+                result = await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+    except Exception as exc:
+        count_outcome(stats, exc)
+        raise
+    count_outcome(stats, None)
+    return result
 
 
 async def _attempt(

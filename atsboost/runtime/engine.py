@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import sqlalchemy
 import sqlalchemy.exc
@@ -17,6 +17,7 @@ from atsboost.runtime import embedded
 from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.libpq import connect_args, side_args
 from atsboost.runtime.pool import IdleTimeoutQueuePool
+from atsboost.runtime.pool_metrics import pool_name
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class EngineOptions(TypedDict):
     max_lifetime: float | None
     connect_args: dict[str, Any]
     hide_parameters: bool
+    metrics_name: NotRequired[str]
 
 
 def engine_options(settings: Settings) -> EngineOptions:
@@ -65,7 +67,9 @@ def database_url(settings: Settings) -> URL:
 def create_engine(settings: Settings) -> Engine:
     """Build an Engine for these settings (connects lazily, on first use)."""
     url = database_url(settings)
-    engine = sqlalchemy.create_engine(url, **engine_options(settings))
+    options = engine_options(settings)
+    options["metrics_name"] = pool_name(url)
+    engine = sqlalchemy.create_engine(url, **options)
     log_engine("engine", url, settings)
     return engine
 

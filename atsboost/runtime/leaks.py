@@ -18,7 +18,9 @@ import logging
 import os
 import sys
 import sysconfig
+import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -29,6 +31,28 @@ Captured = tuple[tuple[CodeType, int], ...]
 """A stack as recorded at checkout: (code, instruction offset) pairs, innermost first."""
 
 _MAX_FRAMES = 64
+
+
+@dataclass(slots=True)
+class Checkout:
+    """One connection checked out: since when (monotonic), where from, and whether it was reported."""
+
+    since: float
+    stack: Captured | None
+    reported: bool = False
+
+
+def report_held(checkouts: list[Checkout], threshold: float) -> int:
+    """Report, once each, the checkouts held longer than ``threshold`` seconds; return how many."""
+    now = time.monotonic()
+    reported = 0
+    for checkout in checkouts:
+        held = now - checkout.since
+        if held > threshold and not checkout.reported and checkout.stack is not None:
+            checkout.reported = True
+            report(held, threshold, checkout.stack)
+            reported += 1
+    return reported
 
 
 def capture_stack() -> Captured:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from atsboost.config.settings import Settings
 from atsboost.runtime.engine import side_engine
 from atsboost.runtime.health_tracker import LONG_QUERIES, PROBE, HealthState, HealthTracker
+from atsboost.runtime.pool_metrics import watch
 
 __all__ = ["HealthMonitor", "HealthState"]
 
@@ -51,11 +52,13 @@ class HealthMonitor:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="atsboost-health-monitor", daemon=True)
         self._thread.start()
+        watch(self.engine.pool, self.tracker)
         logger.info("health monitor started: a check every %gs", self.interval)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and close the monitor's own connections."""
         self._stop.set()
+        watch(self.engine.pool, self.tracker, running=False)
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

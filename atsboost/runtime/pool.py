@@ -20,15 +20,15 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy.exc
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from atsboost.errors import DatabaseUnavailableError, first_line
-from atsboost.runtime import leaks, pool_waiting
-from atsboost.runtime.pool_internals import QueuePoolInternals
+from atsboost.metrics.stats import PoolStats
+from atsboost.runtime import leaks, pool_metrics, pool_waiting
+from atsboost.runtime.pool_internals import QueuePoolInternals, recreating
 from atsboost.runtime.pool_waiting import TaskWaiter, ThreadWaiter
 
 logger = logging.getLogger(__name__)
@@ -38,19 +38,13 @@ _RETIRE_AT = "atsboost.retire_at"
 _JITTER = 0.1  # retire connections up to 10 % early, so those opened together do not all reconnect at once
 
 
-@dataclass(slots=True)
-class _Checkout:
-    since: float
-    stack: leaks.Captured | None
-    reported: bool = False
-
-
 class IdleTimeoutQueuePool(QueuePool):
     """QueuePool that closes connections left unused for longer than ``idle_timeout``."""
 
     # How a checkout waits and how a checkout's stack is recorded: threads here, tasks in async_pool.
     _waiter_class: type[ThreadWaiter | TaskWaiter] = ThreadWaiter
     _capture = staticmethod(leaks.capture_stack)
+    stats: PoolStats  # its figures in atsboost.metrics (runtime/pool_metrics.py)
 
     # Not keyword-only: create_engine finds pool arguments by positional-or-keyword name.
     def __init__(
@@ -60,15 +54,17 @@ class IdleTimeoutQueuePool(QueuePool):
         validate_after: float = 1.0,
         leak_threshold: float | None = None,
         max_lifetime: float | None = None,
+        metrics_name: str | None = None,
         **kw: Any,
     ) -> None:
         kw.setdefault("use_lifo", True)
+        recreated = recreating(kw)
         super().__init__(creator, **kw)
         self._idle_timeout = idle_timeout
         self._validate_after = validate_after
         self._leak_threshold = leak_threshold
         self._max_lifetime = max_lifetime
-        self._checked_out: dict[ConnectionPoolEntry, _Checkout] = {}
+        self._checked_out: dict[ConnectionPoolEntry, leaks.Checkout] = {}
         self._draining = False
         self._handoff = threading.Lock()
         self._waiters: collections.deque[ThreadWaiter | TaskWaiter] = collections.deque()
@@ -76,6 +72,8 @@ class IdleTimeoutQueuePool(QueuePool):
         self._reaper_pid: int | None = None
         self._reaper_lock = threading.Lock()
         self._internals = QueuePoolInternals(self)
+        if not recreated:  # a recreated pool takes over its predecessor's counters
+            pool_metrics.enrol(self, metrics_name)
 
     @property
     def idle_timeout(self) -> float | None:
@@ -93,8 +91,10 @@ class IdleTimeoutQueuePool(QueuePool):
         # Put back the survivors oldest first, so the LIFO order is unchanged.
         now = time.monotonic()
         for record in reversed(held):
-            if self._expired(record, self._idle_for(record, now), now):
+            reason = self._expired(record, self._idle_for(record, now), now)
+            if reason:
                 self._discard(record)
+                self.stats.closed(reason)
                 closed += 1
             else:
                 self._put_back(record)
@@ -110,18 +110,17 @@ class IdleTimeoutQueuePool(QueuePool):
         """Return the entries checked out right now."""
         return list(self._checked_out)
 
+    def waiting(self) -> int:
+        """Return how many checkouts are waiting for a connection right now."""
+        return len(self._waiters)
+
     def report_leaks(self) -> int:
         """Report, once each, connections held longer than the leak threshold; return how many."""
         if self._leak_threshold is None:
             return 0
-        now = time.monotonic()
-        reported = 0
-        for checkout in list(self._checked_out.values()):
-            held = now - checkout.since
-            if held > self._leak_threshold and not checkout.reported and checkout.stack is not None:
-                checkout.reported = True
-                leaks.report(held, self._leak_threshold, checkout.stack)
-                reported += 1
+        reported = leaks.report_held(list(self._checked_out.values()), self._leak_threshold)
+        if reported:
+            self.stats.count("leaks", reported)
         return reported
 
     def maintain(self) -> None:
@@ -143,6 +142,7 @@ class IdleTimeoutQueuePool(QueuePool):
         new._validate_after = self._validate_after
         new._leak_threshold = self._leak_threshold
         new._max_lifetime = self._max_lifetime
+        pool_metrics.adopt(new, self.stats)
         return new
 
     # _do_return_conn and _do_get are the two hooks every SQLAlchemy pool class implements to say
@@ -171,24 +171,30 @@ class IdleTimeoutQueuePool(QueuePool):
         with self._handoff:
             idle = self._internals.take_idle()
             if idle is not None:
+                self.stats.wait.observe(0.0)
                 return idle
             grow = self._internals.claim_slot()
             if not grow:
                 waiter = self._waiter_class()
                 self._waiters.append(waiter)
         if grow:
+            self.stats.wait.observe(0.0)
             try:
                 return self._internals.open()
             except BaseException:
                 self._internals.release_slot()
                 raise
-        if self._wait(waiter):
+        began = time.monotonic()
+        handed = self._wait(waiter)
+        self.stats.wait.observe(time.monotonic() - began)
+        if handed:
             assert waiter.record is not None
             return waiter.record
         with self._handoff:
             if waiter.record is not None:  # handed over just as the wait timed out
                 return waiter.record
             self._waiters.remove(waiter)
+        self.stats.count("timeouts")
         raise sqlalchemy.exc.TimeoutError(
             f"QueuePool limit of size {self.size()} overflow {self._internals.max_overflow} reached, "
             f"connection timed out, timeout {self._internals.timeout:.2f}",
@@ -215,18 +221,20 @@ class IdleTimeoutQueuePool(QueuePool):
         record = self._acquire()
         now = time.monotonic()  # read once: every checkout pays for this bookkeeping
         idle = self._idle_for(record, now)
-        if self._expired(record, idle, now):
+        reason = self._expired(record, idle, now)
+        if reason:
             # Closing the DBAPI connection makes the entry reconnect on checkout.
             record.info.pop(_RETIRE_AT, None)
             record.close()
+            self.stats.closed(reason)
         elif idle > self._validate_after:
             self._validate(record)
         if self._max_lifetime is not None and _RETIRE_AT not in record.info:
             record.info[_RETIRE_AT] = now + self._max_lifetime * (1 - random.random() * _JITTER)
         if self._leak_threshold is None:
-            self._checked_out[record] = _Checkout(now, None)
+            self._checked_out[record] = leaks.Checkout(now, None)
         else:
-            self._checked_out[record] = _Checkout(now, self._capture())
+            self._checked_out[record] = leaks.Checkout(now, self._capture())
             self._start_reaper()
         return record
 
@@ -239,6 +247,7 @@ class IdleTimeoutQueuePool(QueuePool):
         """
         connection = record.dbapi_connection
         assert connection is not None  # _idle_for is 0 for an entry without a connection
+        self.stats.count("validations")
         try:
             self._internals.ping(connection)
         except Exception as exc:
@@ -252,12 +261,12 @@ class IdleTimeoutQueuePool(QueuePool):
             return 0.0
         return now - float(idle_since)
 
-    def _expired(self, record: ConnectionPoolEntry, idle: float, now: float) -> bool:
-        """Idle past the idle timeout, or older than the (jittered) maximum lifetime."""
+    def _expired(self, record: ConnectionPoolEntry, idle: float, now: float) -> str | None:
+        """Why the connection must go: idle past the idle timeout, or past its (jittered) lifetime."""
         if self._idle_timeout is not None and idle > self._idle_timeout:
-            return True
+            return "idle_timeout"
         retire_at = record.info.get(_RETIRE_AT)
-        return retire_at is not None and now >= retire_at
+        return "max_lifetime" if retire_at is not None and now >= retire_at else None
 
     def _discard(self, record: ConnectionPoolEntry) -> None:
         record.info.pop(_RETIRE_AT, None)

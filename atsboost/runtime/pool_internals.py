@@ -75,6 +75,12 @@ class QueuePoolInternals:
         self._target._invalidate_time = time.time()
 
 
+def recreating(pool_arguments: dict[str, Any]) -> bool:
+    """Tell whether these arguments come from ``Pool.recreate()`` (``Engine.dispose()``)."""
+    # recreate() passes the old pool's event dispatch under this private name; nothing public tells.
+    return "_dispatch" in pool_arguments
+
+
 def await_from_greenlet(awaitable: Any) -> Any:
     """Await ``awaitable`` from pool code running in SQLAlchemy's asyncio greenlet (a checkout's wait)."""
     # SQLAlchemy's own AsyncAdaptedQueue waits this way; the asyncio pool offers no public hook for it.

@@ -12,6 +12,7 @@ caller declared it idempotent; otherwise TransactionOutcomeUnknownError.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -31,7 +32,9 @@ from tenacity import (
 )
 
 from atsboost.errors import TransactionOutcomeUnknownError, first_line
+from atsboost.metrics.stats import PoolStats
 from atsboost.runtime.diagnosis import database_error, diagnose
+from atsboost.runtime.pool_metrics import stats_of
 
 logger = logging.getLogger(__name__)
 
@@ -91,16 +94,21 @@ def run_transaction(
     """
     options = connection_options(isolation_level, read_only)
     deadline = time.monotonic() + max_seconds
+    stats = stats_of(engine.pool)
     # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
     # only built after a transient failure, which it is then handed as its attempt 1.
     try:
-        return _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+        result: T = _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
     except Exception as exc:
         if not worth_retrying(exc, attempts, deadline):
+            count_outcome(stats, exc)
             raise
         first_failure: BaseException | None = exc
+    else:
+        count_outcome(stats, None)
+        return result
 
-    retrying = Retrying(**retry_policy(attempts, deadline))
+    retrying = Retrying(**retry_policy(attempts, deadline, stats))
 
     def attempt() -> T:
         nonlocal first_failure
@@ -109,8 +117,24 @@ def run_transaction(
             raise failure
         return _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
 
-    result: T = retrying(attempt)
+    try:
+        result = retrying(attempt)
+    except Exception as exc:
+        count_outcome(stats, exc)
+        raise
+    count_outcome(stats, None)
     return result
+
+
+def count_outcome(stats: PoolStats | None, exc: BaseException | None) -> None:
+    """Count a finished ``run_transaction``: committed, outcome unknown, or failed."""
+    if stats is None:
+        return
+    if exc is None:
+        stats.transaction("committed")
+    else:
+        unknown = isinstance(exc, TransactionOutcomeUnknownError)
+        stats.transaction("outcome_unknown" if unknown else "failed")
 
 
 def worth_retrying(exc: BaseException, attempts: int | None, deadline: float) -> bool:
@@ -118,11 +142,12 @@ def worth_retrying(exc: BaseException, attempts: int | None, deadline: float) ->
     return is_transient(exc) and attempts != 1 and time.monotonic() < deadline
 
 
-def retry_policy(attempts: int | None, deadline: float) -> dict[str, Any]:
+def retry_policy(attempts: int | None, deadline: float, stats: PoolStats | None = None) -> dict[str, Any]:
     """Return tenacity's arguments for retrying a transaction: the sync and async loops share them.
 
     Transient errors only; backoff with jitter; no attempt starts, and no backoff
     sleeps, past ``deadline`` (``time.monotonic()``); at most ``attempts`` in all.
+    Each retry is logged, and counted by SQLSTATE in ``stats``.
     """
 
     def stop(state: RetryCallState) -> bool:
@@ -133,7 +158,7 @@ def retry_policy(attempts: int | None, deadline: float) -> dict[str, Any]:
         "retry": retry_if_exception(is_transient),
         "stop": stop,
         "wait": wait_exponential(multiplier=0.05, max=0.5) + wait_random(0, 0.05),
-        "before_sleep": _log_retry,
+        "before_sleep": functools.partial(_log_retry, stats=stats),
         "reraise": True,
     }
 
@@ -198,9 +223,12 @@ def _attempt(
     return result
 
 
-def _log_retry(state: RetryCallState) -> None:
+def _log_retry(state: RetryCallState, *, stats: PoolStats | None) -> None:
     exc = state.outcome.exception() if state.outcome else None
-    code = (sqlstate(exc) if exc is not None else None) or "no SQLSTATE"
+    state_code = sqlstate(exc) if exc is not None else None
+    if stats is not None:
+        stats.retry(state_code)
+    code = state_code or "no SQLSTATE"
     logger.warning(
         "transaction failed with %s (%s); retrying, attempt %d, in %.2f s",
         code,
