@@ -67,6 +67,7 @@ class RuntimeSettings:
     leak_threshold: float | None
     stall_timeout: float = 15.0  # a dead network link is noticed within this many seconds
     max_lifetime: float | None = 1800.0  # connections are replaced before this age (jittered)
+    metrics: bool = True  # count pool, transaction and retry figures (atsboost.metrics)
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSett
         health_interval=env.seconds("DATABASE_HEALTH_INTERVAL", 30.0, minimum=0.1),
         long_query_seconds=env.seconds("DATABASE_LONG_QUERY_SECONDS", 60.0, minimum=0.1),
         leak_threshold=leak if leak > 0 else None,
+        metrics=env.boolean("DATABASE_METRICS", default=True),
     )
 
 

@@ -31,6 +31,8 @@ class MonitorView(Protocol):
 class PoolStats:
     """One pool's counters, and the transactions run on it; the gauges are read from the pool."""
 
+    enabled = True
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.wait = Histogram()
@@ -123,3 +125,36 @@ class MigrationStats:
             "duration_seconds": self.duration.snapshot(),
             "lock_wait_seconds": self.lock_wait.snapshot(),
         }
+
+
+class _Uncounted(Histogram):
+    """A histogram that keeps nothing: the wait figure of a pool without metrics."""
+
+    def observe(self, value: float) -> None:
+        """Keep nothing."""
+
+
+class DisabledStats(PoolStats):
+    """The counters of a pool built with ``DATABASE_METRICS=false``: every call does nothing."""
+
+    enabled = False
+
+    def __init__(self) -> None:
+        super().__init__("disabled")
+        self.wait = _Uncounted()
+
+    def count(self, what: str, n: int = 1) -> None:
+        """Count nothing."""
+
+    def closed(self, reason: str, n: int = 1) -> None:
+        """Count nothing."""
+
+    def transaction(self, outcome: str) -> None:
+        """Count nothing."""
+
+    def retry(self, sqlstate: str | None) -> None:
+        """Count nothing."""
+
+
+DISABLED = DisabledStats()
+"""The one set of counters every pool without metrics shares; it is in no registry."""

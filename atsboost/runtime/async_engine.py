@@ -35,7 +35,7 @@ def create_async_engine(settings: Settings) -> AsyncEngine:
     options = engine_options(settings)
     options["poolclass"] = AsyncIdleTimeoutPool
     options["connect_args"] = connect_args(settings, asynchronous=True)
-    options["metrics_name"] = pool_name(url, asynchronous=True)
+    options["metrics_name"] = pool_name(url, asynchronous=True) if settings.runtime.metrics else None
     engine = sqlalchemy_async_engine(url, **options)
     log_engine("async engine", url, settings)
     return engine

@@ -36,7 +36,7 @@ class EngineOptions(TypedDict):
     max_lifetime: float | None
     connect_args: dict[str, Any]
     hide_parameters: bool
-    metrics_name: NotRequired[str]
+    metrics_name: NotRequired[str | None]
 
 
 def engine_options(settings: Settings) -> EngineOptions:
@@ -68,7 +68,7 @@ def create_engine(settings: Settings) -> Engine:
     """Build an Engine for these settings (connects lazily, on first use)."""
     url = database_url(settings)
     options = engine_options(settings)
-    options["metrics_name"] = pool_name(url)
+    options["metrics_name"] = pool_name(url) if settings.runtime.metrics else None
     engine = sqlalchemy.create_engine(url, **options)
     log_engine("engine", url, settings)
     return engine

@@ -54,7 +54,7 @@ class IdleTimeoutQueuePool(QueuePool):
         validate_after: float = 1.0,
         leak_threshold: float | None = None,
         max_lifetime: float | None = None,
-        metrics_name: str | None = None,
+        metrics_name: str | None = "pool",  # None: DATABASE_METRICS=false
         **kw: Any,
     ) -> None:
         kw.setdefault("use_lifo", True)
@@ -142,7 +142,10 @@ class IdleTimeoutQueuePool(QueuePool):
         new._validate_after = self._validate_after
         new._leak_threshold = self._leak_threshold
         new._max_lifetime = self._max_lifetime
-        pool_metrics.adopt(new, self.stats)
+        if self.stats.enabled:
+            pool_metrics.adopt(new, self.stats)
+        else:
+            new.stats = self.stats
         return new
 
     # _do_return_conn and _do_get are the two hooks every SQLAlchemy pool class implements to say

@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL
 
 from atsboost import metrics
-from atsboost.metrics.stats import MonitorView, PoolStats
+from atsboost.metrics.stats import DISABLED, MonitorView, PoolStats
 
 if TYPE_CHECKING:
     from atsboost.runtime.pool import IdleTimeoutQueuePool
@@ -30,8 +30,15 @@ def pool_name(url: URL, *, asynchronous: bool = False) -> str:
 
 
 def enrol(pool: IdleTimeoutQueuePool, name: str | None) -> PoolStats:
-    """Create a new pool's counters in the registry and start counting its connections."""
-    stats = metrics.registry.pool(name or "pool")
+    """Create a new pool's counters in the registry and start counting its connections.
+
+    Without a name (``DATABASE_METRICS=false``) the pool gets counters that count
+    nothing and are in no registry.
+    """
+    if name is None:
+        pool.stats = DISABLED
+        return DISABLED
+    stats = metrics.registry.pool(name)
     event.listen(pool, "connect", lambda *_: stats.count("opened"))
     event.listen(pool, "invalidate", lambda *_: stats.count("invalidated"))
     adopt(pool, stats)

@@ -42,6 +42,12 @@ OWN_COST = [
     ("atsboost run_transaction (transaction pool mode, statement timeout)", TIMED),
     ("atsboost run_transaction (production, read_only=True)", "SQLAlchemy ORM Session.begin(), READ ONLY"),
 ]
+# (with metrics, without): what counting the pool's and the transactions' figures costs.
+METRICS_OFF = "DATABASE_METRICS=false"
+METRICS_COST = [
+    ("atsboost engine, Core (production)", f"atsboost engine, Core (production, {METRICS_OFF})"),
+    ("atsboost run_transaction (production)", f"atsboost run_transaction (production, {METRICS_OFF})"),
+]
 
 
 def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
@@ -62,6 +68,10 @@ def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
         row = ratio_row("own cost", ours, figures[ours], figures[plain], plain)
         row.extra["python_calls_added"] = round(calls_per_transaction[ours] - calls_per_transaction[plain], 1)
         rows.append(row)
+    for ours, plain in METRICS_COST:
+        row = ratio_row("metrics cost", ours, figures[ours], figures[plain], plain)
+        row.extra["python_calls_added"] = round(calls_per_transaction[ours] - calls_per_transaction[plain], 1)
+        rows.append(row)
     return rows
 
 
@@ -79,6 +89,7 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
         plain = engine(sqlalchemy.create_engine(url))
         pinged = engine(sqlalchemy.create_engine(url, pool_pre_ping=True))
         production = engine(atsboost_engine(url, "production"))
+        uncounted = engine(atsboost_engine(url, "production", DATABASE_METRICS="false"))
         development = engine(atsboost_engine(url, "development"))
         pooled = engine(
             atsboost_engine(
@@ -94,6 +105,7 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
             "SQLAlchemy Core, pool_pre_ping=True": lambda: core(pinged),
             "atsboost engine, Core (production)": lambda: core(production),
             "atsboost engine, Core (development: leak detection on)": lambda: core(development),
+            f"atsboost engine, Core (production, {METRICS_OFF})": lambda: core(uncounted),
             "SQLAlchemy ORM Session.begin()": lambda: orm(plain),
             "SQLAlchemy ORM Session.begin(), pool_pre_ping=True": lambda: orm(pinged),
             "SQLAlchemy ORM Session.begin(), READ ONLY": lambda: orm(plain, read_only=True),
@@ -104,6 +116,7 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
                 production, read_only=True
             ),
             "atsboost run_transaction (development: leak detection on)": lambda: retried(development),
+            f"atsboost run_transaction (production, {METRICS_OFF})": lambda: retried(uncounted),
             "atsboost run_transaction (transaction pool mode, statement timeout)": lambda: retried(pooled),
         }
 

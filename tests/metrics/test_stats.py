@@ -186,3 +186,14 @@ def test_the_names_say_where_but_never_who(make_settings):
         assert "s3cret" not in str(metrics.snapshot()) and "app" not in name_of(engine)
     finally:
         engine.dispose()
+
+
+def test_with_metrics_off_the_pool_counts_nothing_and_is_not_reported(make_engine, monkeypatch):
+    enrolled = []
+    monkeypatch.setattr(metrics.registry, "pool", lambda name: enrolled.append(name))
+    engine = make_engine(DATABASE_METRICS="false")
+    run_transaction(select_one, engine=engine)
+    stats = stats_of(engine.pool)
+    assert stats is not None and not stats.enabled
+    assert stats.snapshot()["transactions"]["committed"] == 0
+    assert enrolled == []  # the pool never entered the registry
