@@ -37,6 +37,14 @@ def _limit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.command()
 @json_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "prometheus"]),
+    default="text",
+    show_default=True,
+    help="prometheus: the figures as metrics, for a textfile collector (needs atsboost[prometheus]).",
+)
 @click.option("--check", is_flag=True, help="Print one line and exit 0 OK, 1 WARNING, 2 CRITICAL.")
 @click.option(
     "--long-query-seconds",
@@ -50,6 +58,7 @@ def health(
     /,
     *,
     as_json: bool,
+    output_format: str,
     check: bool,
     long_query_seconds: float | None,
     **limits: float | None,
@@ -65,7 +74,11 @@ def health(
     status = _migration_status(invocation)
     result = report_for(settings, long_query_seconds=long_query, migration_status=status)
     checks = evaluate(result, thresholds)
-    if as_json:
+    if output_format == "prometheus":
+        from atsboost.health.exposition import exposition
+
+        click.echo(exposition(result, checks), nl=False)
+    elif as_json or output_format == "json":
         data = {
             **result.as_dict(),
             "status": overall(checks),

@@ -1,0 +1,121 @@
+"""The health report as Prometheus metrics: ``atsboost-db health --format prometheus``.
+
+For the node exporter's textfile collector or a cron job: each figure of the report
+as a gauge, written by prometheus_client in its text format. A figure that
+postgres_exporter also exports keeps its name there (``pg_up``,
+``pg_database_size_bytes``, ``pg_settings_max_connections``), so dashboards and
+alerts work with either; the rest are ``atsboost_health_*``. A section the report
+could not read is left out, never written as zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from atsboost.health.checks import EXIT_CODES, Check, overall
+from atsboost.health.model import HealthReport
+
+try:  # the optional extra; say how to install it
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
+except ImportError as missing:
+    raise ImportError(
+        f"the Prometheus format needs prometheus_client ({missing}); "
+        "install it with: pip install 'atsboost[prometheus]'"
+    ) from missing
+
+
+def exposition(report: HealthReport, checks: list[Check]) -> str:
+    """Return the report's figures in Prometheus' text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ReportCollector(report, checks))
+    return generate_latest(registry).decode()
+
+
+class _ReportCollector(Collector):
+    def __init__(self, report: HealthReport, checks: list[Check]) -> None:
+        self.report, self.checks = report, checks
+
+    def collect(self) -> Iterator[Metric]:
+        report = self.report
+        yield _single("pg_up", "1 if the database answered.", 1 if report.connection.reachable else 0)
+        yield from _database(report)
+        yield from _connections(report)
+        yield from _activity(report)
+        yield from _verdicts(self.checks)
+        yield _single("atsboost_health_report_seconds", "Time the report took.", report.seconds)
+
+
+def _single(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _database(report: HealthReport) -> Iterator[Metric]:
+    if report.database_bytes is not None:
+        size = GaugeMetricFamily(
+            "pg_database_size_bytes", "Disk space the database uses.", labels=["datname"]
+        )
+        size.add_metric([urlsplit(report.database).path.lstrip("/")], report.database_bytes)
+        yield size
+    if report.connection.pending_revisions is not None:
+        pending = report.connection.pending_revisions
+        yield _single("atsboost_health_pending_revisions", "Migrations not applied yet.", pending)
+    if report.cache_hit_ratio is not None:
+        yield _single(
+            "atsboost_health_cache_hit_ratio", "Share of reads served from memory.", report.cache_hit_ratio
+        )
+    if report.xid_age is not None:
+        yield _single(
+            "atsboost_health_xid_age", "Transactions since the database was frozen.", report.xid_age
+        )
+    invalid = len(report.invalid_indexes)
+    yield _single("atsboost_health_invalid_indexes", "Indexes left invalid (a failed build).", invalid)
+    used = GaugeMetricFamily(
+        "atsboost_health_sequence_used_ratio", "Share of its range a sequence has used.", labels=["sequence"]
+    )
+    for sequence in report.sequences:
+        used.add_metric([sequence["sequence"]], sequence["used"])
+    yield used
+
+
+def _connections(report: HealthReport) -> Iterator[Metric]:
+    usage = report.usage
+    if usage is None:
+        return
+    yield _single("pg_settings_max_connections", "The server's max_connections.", usage.max_connections)
+    yield _single("atsboost_health_connections_usable", "Slots ordinary roles can use.", usage.usable)
+    by_state = GaugeMetricFamily(
+        "atsboost_health_connections", "Server connections by state.", labels=["state"]
+    )
+    for state, count in sorted(usage.by_state.items()):
+        by_state.add_metric([state], count)
+    yield by_state
+    if usage.oldest_idle_in_transaction_seconds is not None:
+        oldest = usage.oldest_idle_in_transaction_seconds
+        yield _single(
+            "atsboost_health_oldest_idle_in_transaction_seconds", "Longest idle transaction.", oldest
+        )
+
+
+def _activity(report: HealthReport) -> Iterator[Metric]:
+    longest = max((q["seconds"] for q in report.long_queries), default=0)
+    yield _single(
+        "atsboost_health_long_queries", "Queries running past the threshold.", len(report.long_queries)
+    )
+    yield _single("atsboost_health_longest_query_seconds", "The longest of them (0: none).", longest)
+    blocked = len({row["blocked_pid"] for row in report.blocking})
+    yield _single("atsboost_health_blocked_sessions", "Sessions waiting for another's lock.", blocked)
+
+
+def _verdicts(checks: list[Check]) -> Iterator[Metric]:
+    status = GaugeMetricFamily(
+        "atsboost_health_check_status", "Each check: 0 OK, 1 WARNING, 2 CRITICAL.", labels=["check"]
+    )
+    for check in checks:
+        status.add_metric([check.name], EXIT_CODES[check.status])
+    yield status
+    yield _single(
+        "atsboost_health_status", "The worst check: 0 OK, 1 WARNING, 2 CRITICAL.", EXIT_CODES[overall(checks)]
+    )
