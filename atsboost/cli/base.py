@@ -43,9 +43,16 @@ class Group(click.Group):
             error = exc if isinstance(exc, AtsboostError) else _database_error(ctx, exc)
             if error is None:
                 raise
-            if ctx.find_root().meta.get("atsboost.debug"):
-                traceback.print_exc()
+            meta = ctx.find_root().meta
             failure = LintRefused if isinstance(error, MigrationLintError) else click.ClickException
+            if meta.get("atsboost.json_logs"):  # the error (and its traceback) is a line of JSON too
+                details = exc if meta.get("atsboost.debug") else None
+                logging.getLogger("atsboost.cli").error(
+                    str(error), exc_info=details, extra={"event": "command_failed"}
+                )
+                raise click.exceptions.Exit(failure.exit_code) from None
+            if meta.get("atsboost.debug"):
+                traceback.print_exc()
             raise failure(str(error)) from None
 
 
@@ -104,13 +111,19 @@ class _StderrHandler(logging.StreamHandler[Any]):
         pass
 
 
-def configure_logging(*, debug: bool) -> None:
-    """Show log lines on stderr: ours at INFO, everything under ``--debug``."""
+def configure_logging(*, debug: bool, json_lines: bool = False) -> None:
+    """Show log lines on stderr: ours at INFO, everything under ``--debug``; as JSON with ``json_lines``."""
     root = logging.getLogger()
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
+    if json_lines:
+        from atsboost.logs import JsonLogFormatter
+
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.WARNING)

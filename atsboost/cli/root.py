@@ -11,17 +11,25 @@ from atsboost.cli.base import Group, Invocation, configure_logging, json_option,
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Log everything and show tracebacks.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: every line on stderr one JSON object with its fields (docs/observability.md).",
+)
 @click.version_option(package_name="atsboost")
 @click.pass_context
-def cli(ctx: click.Context, *, debug: bool) -> None:
+def cli(ctx: click.Context, *, debug: bool, log_format: str) -> None:
     """Run, inspect and maintain the PostgreSQL database of an atsboost application.
 
     Settings come from the environment (ATSBOOST_ENV or NODE_ENV, DATABASE_URL,
     DATABASE_SSL, DATABASE_POOL_SIZE, ...): run `atsboost-db config` to see them.
     """
     ctx.meta["atsboost.debug"] = debug
+    ctx.meta["atsboost.json_logs"] = log_format == "json"
     ctx.obj = Invocation()
-    configure_logging(debug=debug)
+    configure_logging(debug=debug, json_lines=log_format == "json")
 
 
 @cli.command()

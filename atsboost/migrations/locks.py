@@ -73,7 +73,11 @@ def held(conn: psycopg.Connection[Any], key: int, *, wait: float) -> Iterator[No
                 "let it finish, or raise MIGRATION_LOCK_WAIT"
             )
         if not announced:
-            logger.info("waiting for another migrator (pid %s) to finish", holder)
+            logger.info(
+                "waiting for another migrator (pid %s) to finish",
+                holder,
+                extra={"event": "migration_lock_wait", "holder_pid": holder},
+            )
             announced = True
         seconds = min(0.25 + random.random() * 0.25, max(deadline - time.monotonic(), 0.01))
         for _ in conn.notifies(timeout=seconds, stop_after=1):

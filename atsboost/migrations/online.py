@@ -254,7 +254,9 @@ class OnlineRun:
             checksums.record(self.conn, script)
         elif not step.is_upgrade:
             checksums.forget(self.conn, done.id)
-        logger.info("%s %s in %.2f s", "applied" if step.is_upgrade else "reverted", done, seconds)
+        verb = "applied" if step.is_upgrade else "reverted"
+        fields = {"event": f"migration_{verb}", "revision": done.id, "duration_seconds": round(seconds, 3)}
+        logger.info("%s %s in %.2f s", verb, done, seconds, extra=fields)
         if step.is_upgrade and not self.dry_run:
             metrics.registry.migrations.applied(seconds)
         self._announce()

@@ -101,7 +101,11 @@ class HealthTracker:
                 pool_capacity=capacity,
             )
         if previous:
-            logger.warning("the database is reachable again after %d failed check(s)", previous)
+            logger.warning(
+                "the database is reachable again after %d failed check(s)",
+                previous,
+                extra={"event": "health_recovered", "consecutive_failures": previous},
+            )
         self._watch_usage(usage, checked_out, capacity)
         return state
 
@@ -125,7 +129,12 @@ class HealthTracker:
                 pool_capacity=capacity,
             )
         if failures <= 2:
-            logger.warning("database health check failed (%d in a row): %s", failures, reason)
+            logger.warning(
+                "database health check failed (%d in a row): %s",
+                failures,
+                reason,
+                extra={"event": "health_check_failed", "consecutive_failures": failures},
+            )
         return state, failures == 1
 
     def long_queries(self, rows: Iterable[Any]) -> None:

@@ -124,6 +124,7 @@ def report(held_seconds: float, threshold: float, captured: Captured) -> None:
         threshold,
         where,
         formatted,
+        extra={"event": "connection_leak", "held_seconds": round(held_seconds, 1), "taken_at": where},
     )
 
 

@@ -229,12 +229,18 @@ def _log_retry(state: RetryCallState, *, stats: PoolStats | None) -> None:
     if stats is not None:
         stats.retry(state_code)
     code = state_code or "no SQLSTATE"
+    fields = {
+        "sqlstate": state_code,
+        "attempt": state.attempt_number + 1,
+        "delay_seconds": state.upcoming_sleep,
+    }
     logger.warning(
         "transaction failed with %s (%s); retrying, attempt %d, in %.2f s",
         code,
         first_line(exc) if exc is not None else "",
         state.attempt_number + 1,
         state.upcoming_sleep,
+        extra={"event": "transaction_retry", **fields},
     )
 
 
@@ -281,4 +287,9 @@ def _log_wait(state: RetryCallState) -> None:
         "the database is not reachable yet (%s); trying again in %.2f s",
         first_line(exc) if exc is not None else "unknown",
         state.upcoming_sleep,
+        extra={
+            "event": "database_wait",
+            "attempt": state.attempt_number,
+            "delay_seconds": state.upcoming_sleep,
+        },
     )

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from types import FrameType
 from typing import Any
 
@@ -123,8 +123,16 @@ def finished(
         report.waited_for,
         report.cancelled,
         report.abandoned,
+        extra={"event": "shutdown", **_fields(report)},
     )
     return report
+
+
+def _fields(report: ShutdownReport) -> dict[str, float | int]:
+    """Return the report as a log line's fields (``seconds`` as ``duration_seconds``, as elsewhere)."""
+    fields: dict[str, float | int] = asdict(report)
+    fields["duration_seconds"] = round(float(fields.pop("seconds")), 3)
+    return fields
 
 
 def install_signal_handlers(on_signal: Callable[[], Any]) -> None:
