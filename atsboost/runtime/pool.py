@@ -142,10 +142,7 @@ class IdleTimeoutQueuePool(QueuePool):
         new._validate_after = self._validate_after
         new._leak_threshold = self._leak_threshold
         new._max_lifetime = self._max_lifetime
-        if self.stats.enabled:
-            pool_metrics.adopt(new, self.stats)
-        else:
-            new.stats = self.stats
+        pool_metrics.adopt(new, self.stats)
         return new
 
     # _do_return_conn and _do_get are the two hooks every SQLAlchemy pool class implements to say

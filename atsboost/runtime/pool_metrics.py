@@ -36,7 +36,7 @@ def enrol(pool: IdleTimeoutQueuePool, name: str | None) -> PoolStats:
     nothing and are in no registry.
     """
     if name is None:
-        pool.stats = DISABLED
+        adopt(pool, DISABLED)
         return DISABLED
     stats = metrics.registry.pool(name)
     event.listen(pool, "connect", lambda *_: stats.count("opened"))
@@ -48,6 +48,8 @@ def enrol(pool: IdleTimeoutQueuePool, name: str | None) -> PoolStats:
 def adopt(pool: IdleTimeoutQueuePool, stats: PoolStats) -> None:
     """Give ``pool`` (a recreated one) these counters, and read the gauges from it from now on."""
     pool.stats = stats
+    if not stats.enabled:
+        return
     ref = weakref.ref(pool)  # the counters must not keep a disposed pool alive
 
     def gauges() -> dict[str, int]:
