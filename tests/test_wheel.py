@@ -4,6 +4,7 @@ Nothing here runs from the checkout: the wheel must carry the migration
 environment, its template and atsboost's revisions.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -194,13 +195,28 @@ asyncio.run(main())
 """
 
 
-def test_asyncio_needs_its_extra_and_then_runs_from_the_wheel(installed, app_shell):
+def test_the_extras_are_named_when_missing_and_then_run_from_the_wheel(installed, app_shell):
     missing = app_shell("python", "-c", "import atsboost.aio")
     assert missing.returncode == 1
     assert "install it with: pip install 'atsboost[asyncio]'" in missing.stderr
+    unexported = app_shell("atsboost-db", "health", "--format", "prometheus")
+    assert unexported.returncode == 1 and "Traceback" not in unexported.stderr
+    assert "install it with: pip install 'atsboost[prometheus]'" in unexported.stderr
     [wheel] = (installed.parent.parent / "dist").glob("atsboost-*.whl")
-    extra = [str(installed / "python"), "-m", "pip", "install", "-q", f"{wheel}[asyncio]"]
+    extra = [str(installed / "python"), "-m", "pip", "install", "-q", f"{wheel}[asyncio,prometheus]"]
     subprocess.run(extra, check=True, capture_output=True, timeout=600)
     started = app_shell("python", "-c", ASYNC_APP)
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == "healthy"
+    exported = app_shell("atsboost-db", "health", "--format", "prometheus")
+    assert exported.returncode == 0 and "pg_up 1.0" in exported.stdout, exported.stderr
+
+
+def test_json_logs_from_the_wheel(app_shell):
+    migrated = app_shell("atsboost-db", "--log-format", "json", "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    lines = [json.loads(line) for line in migrated.stderr.splitlines() if line.strip()]
+    assert [line["revision"] for line in lines if line.get("event") == "migration_applied"] == [
+        "055d037ec299",
+        "7c1f9a2b4d10",
+    ]

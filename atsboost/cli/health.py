@@ -75,8 +75,10 @@ def health(
     result = report_for(settings, long_query_seconds=long_query, migration_status=status)
     checks = evaluate(result, thresholds)
     if output_format == "prometheus":
-        from atsboost.health.exposition import exposition
-
+        try:
+            from atsboost.health.exposition import exposition
+        except ImportError as missing:  # the extra is not installed: its message says which
+            raise click.ClickException(str(missing)) from None
         click.echo(exposition(result, checks), nl=False)
     elif as_json or output_format == "json":
         data = {

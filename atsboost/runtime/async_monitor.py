@@ -30,7 +30,6 @@ class AsyncHealthMonitor:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self.engine = engine
         self.tracker = HealthTracker(settings)
-        self.interval = self.tracker.interval
         self._probe = async_side_engine(
             settings, engine.url, "health", connect_timeout=self.tracker.connect_timeout
         )
@@ -42,7 +41,7 @@ class AsyncHealthMonitor:
             return
         self._task = asyncio.get_running_loop().create_task(self._run(), name="atsboost-health-monitor")
         watch(self.engine.sync_engine.pool, self.tracker)
-        logger.info("health monitor started: a check every %gs", self.interval)
+        logger.info("health monitor started: a check every %gs", self.tracker.interval)
 
     async def stop(self) -> None:
         """Cancel the task, wait for it to end, and close the monitor's own connections."""

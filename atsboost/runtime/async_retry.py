@@ -4,7 +4,7 @@ The twin of ``runtime.retry`` over SQLAlchemy's asyncio extension, with the same
 decisions from the same functions: what is transient (``is_transient``), when a first
 failure is retried (``worth_retrying``), the backoff and the wall-clock deadline
 (``retry_policy``, run by tenacity's ``AsyncRetrying``), and what a failed COMMIT
-means (``commit_failure``). So a sync and an async service retry exactly alike.
+means (``settle_commit_failure``). So a sync and an async service retry exactly alike.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from atsboost.runtime.async_engine import AsyncEngine, AsyncSession
 from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.pool_metrics import stats_of
 from atsboost.runtime.retry import (
-    commit_failure,
     connection_options,
     count_outcome,
     retry_policy,
+    settle_commit_failure,
     wait_policy,
     worth_retrying,
 )
@@ -91,11 +91,7 @@ async def _attempt(
         try:
             await session.commit()
         except sqlalchemy.exc.DBAPIError as exc:
-            failure = commit_failure(exc, read_only=read_only, idempotent=idempotent)
-            if failure is exc:
-                raise
-            if failure is not None:
-                raise failure from exc
+            settle_commit_failure(exc, read_only=read_only, idempotent=idempotent)
     return result
 
 

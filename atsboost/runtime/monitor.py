@@ -38,7 +38,6 @@ class HealthMonitor:
         self.engine = engine
         self.settings = settings
         self.tracker = HealthTracker(settings)
-        self.interval = self.tracker.interval
         self._probe = side_engine(
             settings, engine.url, "health", connect_timeout=self.tracker.connect_timeout
         )
@@ -53,7 +52,7 @@ class HealthMonitor:
         self._thread = threading.Thread(target=self._run, name="atsboost-health-monitor", daemon=True)
         self._thread.start()
         watch(self.engine.pool, self.tracker)
-        logger.info("health monitor started: a check every %gs", self.interval)
+        logger.info("health monitor started: a check every %gs", self.tracker.interval)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and close the monitor's own connections."""

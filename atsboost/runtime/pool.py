@@ -170,15 +170,15 @@ class IdleTimeoutQueuePool(QueuePool):
     def _acquire(self) -> ConnectionPoolEntry:
         with self._handoff:
             idle = self._internals.take_idle()
-            if idle is not None:
-                self.stats.wait.observe(0.0)
-                return idle
-            grow = self._internals.claim_slot()
-            if not grow:
+            grow = idle is None and self._internals.claim_slot()
+            if idle is None and not grow:
                 waiter = self._waiter_class()
                 self._waiters.append(waiter)
+        if idle is not None or grow:
+            self.stats.wait.observe(0.0)  # served at once, outside the hand-off lock
+        if idle is not None:
+            return idle
         if grow:
-            self.stats.wait.observe(0.0)
             try:
                 return self._internals.open()
             except BaseException:

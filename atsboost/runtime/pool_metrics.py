@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL
 
 from atsboost import metrics
 from atsboost.metrics.stats import DISABLED, MonitorView, PoolStats
+from atsboost.runtime.pool_internals import pool_usage
 
 if TYPE_CHECKING:
     from atsboost.runtime.pool import IdleTimeoutQueuePool
@@ -73,8 +74,6 @@ def stats_of(pool: object) -> PoolStats | None:
 
 def gauge_values(pool: Any) -> dict[str, int]:
     """Read the pool's size, limit, connections checked out and idle, and checkouts waiting."""
-    from atsboost.runtime.pool_internals import pool_usage
-
     checked_out, capacity = pool_usage(pool)
     return {
         "size": pool.size(),

@@ -163,26 +163,24 @@ def retry_policy(attempts: int | None, deadline: float, stats: PoolStats | None 
     }
 
 
-def commit_failure(
-    exc: sqlalchemy.exc.DBAPIError, *, read_only: bool, idempotent: bool
-) -> BaseException | None:
-    """Decide what a failed COMMIT means: None when ``fn``'s result stands, else the error to raise.
+def settle_commit_failure(exc: sqlalchemy.exc.DBAPIError, *, read_only: bool, idempotent: bool) -> None:
+    """Raise what a failed COMMIT means, or return when ``fn``'s result stands (sync and async alike).
 
     A read-only transaction wrote nothing, so a connection lost at COMMIT loses
     nothing. Otherwise a lost connection leaves the outcome unknown: said so, unless
-    the caller declared the transaction idempotent (then it is retried).
+    the caller declared the transaction idempotent (then the error is raised as it
+    is, and retried).
     """
-    if read_only and _lost_connection(exc):
-        return None
-    if _lost_connection(exc) and not idempotent:
-        error = TransactionOutcomeUnknownError(
+    lost = _lost_connection(exc)
+    if read_only and lost:
+        return
+    if lost and not idempotent:
+        raise TransactionOutcomeUnknownError(
             "the connection broke during COMMIT, so the transaction may or may not have been "
             f"applied ({first_line(exc)}); check before repeating it, or pass idempotent=True if "
             "running it twice is harmless"
-        )
-        error.__cause__ = exc
-        return error
-    return exc
+        ) from exc
+    raise exc
 
 
 def connection_options(isolation_level: str | None, read_only: bool) -> dict[str, object]:  # noqa: FBT001
@@ -215,11 +213,7 @@ def _attempt(
         try:
             session.commit()
         except sqlalchemy.exc.DBAPIError as exc:
-            failure = commit_failure(exc, read_only=read_only, idempotent=idempotent)
-            if failure is exc:
-                raise
-            if failure is not None:
-                raise failure from exc
+            settle_commit_failure(exc, read_only=read_only, idempotent=idempotent)
     return result
 
 
