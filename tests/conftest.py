@@ -437,6 +437,14 @@ def own_cluster(
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def recipe(name: str, doc: str = "runtime.md") -> str:
+    """Return the Python block of ``docs/<doc>`` whose first line is ``# name``, to run as written."""
+    blocks = (REPO / "docs" / doc).read_text().split("```python\n")[1:]
+    found = [block.split("```", 1)[0] for block in blocks if block.startswith(f"# {name}\n")]
+    assert len(found) == 1, f"docs/{doc} should hold one block starting '# {name}'"
+    return found[0]
+
+
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     """Poll ``condition`` every 50 ms until it holds or ``timeout`` seconds pass; return the last answer."""
     deadline = time.monotonic() + timeout

@@ -10,18 +10,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import REPO, wait_until
+from tests.conftest import recipe, wait_until
 from tests.runtime.test_shutdown import our_backends
 
 APP = "atsboost-recipe"
-
-
-def recipe(name: str) -> str:
-    """Return the Python block of docs/runtime.md whose first line is ``# name``."""
-    blocks = (REPO / "docs" / "runtime.md").read_text().split("```python\n")[1:]
-    found = [block.split("```", 1)[0] for block in blocks if block.startswith(f"# {name}\n")]
-    assert len(found) == 1, f"docs/runtime.md should hold one block starting '# {name}'"
-    return found[0]
 
 
 @pytest.fixture

@@ -8,12 +8,15 @@ one psycopg connection, so the command starts without loading SQLAlchemy.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from atsboost import metrics
 from atsboost.health.collect import collect, unreachable
 from atsboost.health.model import HealthReport
+from atsboost.metrics.tracing import Span
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -21,25 +24,42 @@ if TYPE_CHECKING:
     from atsboost.config.settings import Settings
     from atsboost.migrations import MigrationStatus
 
+# An unused index smaller than this is not worth reporting.
+UNUSED_INDEX_BYTES = 1024 * 1024
+
 
 def report(
     engine: Engine,
     *,
     long_query_seconds: float = 60.0,
-    unused_index_bytes: int = 1024 * 1024,
+    unused_index_bytes: int = UNUSED_INDEX_BYTES,
     migration_status: MigrationStatus | None = None,
 ) -> HealthReport:
     """Collect the report over one of ``engine``'s connections; never raises for an unreachable server.
 
     Nothing leaks into the connection afterwards (``SET LOCAL`` only, rolled back),
     so the application's own engine can be passed; its pool's use is reported.
+    The report is a span (``atsboost.health.report``) when tracing is on.
     """
+    database = engine.url.render_as_string(hide_password=True)
+    with traced(database) as span:
+        result = _engine_report(engine, database, long_query_seconds, unused_index_bytes, migration_status)
+        describe(span, result)
+    return result
+
+
+def _engine_report(
+    engine: Engine,
+    database: str,
+    long_query_seconds: float,
+    unused_index_bytes: int,
+    migration_status: MigrationStatus | None,
+) -> HealthReport:
     import sqlalchemy.exc
     from sqlalchemy.pool import QueuePool
 
     from atsboost.runtime.pool_internals import pool_usage
 
-    database = engine.url.render_as_string(hide_password=True)
     started = time.perf_counter()
     try:
         with engine.connect() as conn:
@@ -66,28 +86,52 @@ def report_for(
 
     Settings that need an engine (the embedded server) get ``report`` over one.
     """
+    started = time.perf_counter()
+    with traced(settings.masked_url) as span:
+        result = _settings_report(settings, long_query_seconds, migration_status, started)
+        describe(span, result)
+    return result
+
+
+def _settings_report(
+    settings: Settings, long_query_seconds: float, migration_status: MigrationStatus | None, started: float
+) -> HealthReport:
     from atsboost.runtime.libpq import direct_connection
 
-    started = time.perf_counter()
     try:
         conn = direct_connection(settings, "health")
     except psycopg.Error as exc:
         return unreachable(settings.masked_url, exc, started)
-    if conn is not None:
-        # Behind a transaction pooler session settings would outlive the report: one transaction instead.
-        conn.autocommit = settings.pool.mode != "transaction"
-        with conn:
-            return collect(
-                conn,
-                settings.masked_url,
-                long_query_seconds=long_query_seconds,
-                migration_status=migration_status,
-                started=started,
-            )
-    from atsboost.runtime.engine import create_engine
+    if conn is None:
+        from atsboost.runtime.engine import create_engine
 
-    engine = create_engine(settings)
-    try:
-        return report(engine, long_query_seconds=long_query_seconds, migration_status=migration_status)
-    finally:
-        engine.dispose()
+        engine = create_engine(settings)
+        try:
+            database = engine.url.render_as_string(hide_password=True)
+            return _engine_report(engine, database, long_query_seconds, UNUSED_INDEX_BYTES, migration_status)
+        finally:
+            engine.dispose()
+    # Behind a transaction pooler session settings would outlive the report: one transaction instead.
+    conn.autocommit = settings.pool.mode != "transaction"
+    with conn:
+        return collect(
+            conn,
+            settings.masked_url,
+            long_query_seconds=long_query_seconds,
+            migration_status=migration_status,
+            started=started,
+        )
+
+
+def traced(database: str) -> AbstractContextManager[Span]:
+    """Return a health report's span, under the caller's (a request, a cron job's)."""
+    return metrics.tracing.span(
+        "atsboost.health.report", {"db.system.name": "postgresql", "atsboost.health.database": database}
+    )
+
+
+def describe(span: Span, result: HealthReport) -> None:
+    """Put the report's outcome on its span: reached or not, and the server's latency."""
+    span.set_attribute("atsboost.health.reachable", result.connection.reachable)
+    if result.connection.latency_ms is not None:
+        span.set_attribute("atsboost.health.latency_ms", result.connection.latency_ms)

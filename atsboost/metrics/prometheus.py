@@ -1,7 +1,9 @@
 """atsboost's figures for Prometheus: a collector that reads ``snapshot()`` at each scrape.
 
 ``register()`` adds it to prometheus_client's registry (once); serve that registry as
-usual (``prometheus_client.start_http_server``, or its ASGI/WSGI app). Nothing is
+usual (``prometheus_client.start_http_server``, or its ASGI/WSGI app). Under
+prometheus_client's multi-process mode (gunicorn) it writes the figures to its
+files instead (``prometheus_multiprocess``). Nothing is
 recorded twice: between scrapes the runtime keeps its own counters, so the hot path
 pays nothing for Prometheus. The names follow Prometheus' conventions: a unit
 suffix, ``_total`` on counters, and labels (``pool``, ``state``, ``reason``,
@@ -11,6 +13,7 @@ lists them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,13 +36,33 @@ from atsboost import metrics
 from atsboost.metrics.registry import Registry
 
 
-def register(registry: CollectorRegistry = REGISTRY) -> None:
-    """Add atsboost's collector to ``registry`` (prometheus_client's default); a second call does nothing."""
+def register(
+    registry: CollectorRegistry = REGISTRY, *, multiprocess: bool | None = None, interval: float = 1.0
+) -> None:
+    """Add atsboost's collector to ``registry`` (prometheus_client's default); a second call does nothing.
+
+    In prometheus_client's multi-process mode (``multiprocess=None``: when its
+    ``PROMETHEUS_MULTIPROC_DIR`` is set) each figure is written to its files
+    instead, the gauges every ``interval`` seconds, so that ``MultiProcessCollector``
+    adds up every worker's (``prometheus_multiprocess``).
+    """
+    if multiprocess is None:  # prometheus_client's own switch, read as it reads it
+        multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    if multiprocess:
+        _mirror(metrics.registry, interval)
+        return
     try:
         registry.register(AtsboostCollector())
     except ValueError as exc:  # prometheus_client's word for "these names are registered already"
         if "Duplicated timeseries" not in str(exc):
             raise
+
+
+def _mirror(source: Registry, interval: float) -> None:
+    from atsboost.metrics.prometheus_multiprocess import Mirror
+
+    if not any(isinstance(listener, Mirror) for listener in source.listeners.all):
+        Mirror(source, interval)
 
 
 class AtsboostCollector(Collector):

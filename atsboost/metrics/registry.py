@@ -13,6 +13,7 @@ import threading
 import weakref
 from typing import Any
 
+from atsboost.metrics.listeners import Listener, Listeners
 from atsboost.metrics.stats import MigrationStats, PoolStats
 
 
@@ -20,7 +21,8 @@ class Registry:
     """The process's pools and migration counters; ``snapshot()`` reads them all."""
 
     def __init__(self) -> None:
-        self.migrations = MigrationStats()
+        self.listeners = Listeners()
+        self.migrations = MigrationStats(self.listeners)
         self._pools: weakref.WeakValueDictionary[str, PoolStats] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
 
@@ -31,9 +33,17 @@ class Registry:
             while unique in self._pools:
                 n += 1
                 unique = f"{name}#{n}"
-            stats = PoolStats(unique)
+            stats = PoolStats(unique, self.listeners)
             self._pools[unique] = stats
             return stats
+
+    def listen(self, listener: Listener) -> None:
+        """Tell ``listener`` of every figure recorded from now on, by any pool or migration."""
+        self.listeners.add(listener)
+
+    def unlisten(self, listener: Listener) -> None:
+        """Stop telling ``listener``."""
+        self.listeners.remove(listener)
 
     def snapshot(self) -> dict[str, Any]:
         """Return every figure as a plain dict: ``pools`` by name, and ``migrations``."""

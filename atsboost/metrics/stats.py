@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from atsboost.metrics.histogram import Histogram
+from atsboost.metrics.listeners import Listeners
 
 # The reasons a pooled connection is closed, as counted (and labelled) here.
 CLOSE_REASONS = ("idle_timeout", "max_lifetime")
@@ -33,9 +34,10 @@ class PoolStats:
 
     enabled = True
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, listeners: Listeners | None = None) -> None:
         self.name = name
         self.wait = Histogram()
+        self._listeners = listeners or Listeners()
         self._lock = threading.Lock()
         self._counts: dict[str, int] = dict.fromkeys(
             ("timeouts", "opened", "invalidated", "validations", "leaks"), 0
@@ -50,22 +52,36 @@ class PoolStats:
         """Add ``n`` to a counter: timeouts, opened, invalidated, validations, leaks."""
         with self._lock:
             self._counts[what] += n
+        for listener in self._listeners.all:
+            listener.counted(self.name, what, None, n)
 
     def closed(self, reason: str, n: int = 1) -> None:
         """Count connections the pool closed for ``reason`` (``CLOSE_REASONS``)."""
         with self._lock:
             self._closed[reason] += n
+        for listener in self._listeners.all:
+            listener.counted(self.name, "closed", reason, n)
 
     def transaction(self, outcome: str) -> None:
         """Count a finished ``run_transaction`` by ``outcome`` (``TRANSACTION_OUTCOMES``)."""
         with self._lock:
             self._transactions[outcome] += 1
+        for listener in self._listeners.all:
+            listener.counted(self.name, "transactions", outcome, 1)
 
     def retry(self, sqlstate: str | None) -> None:
         """Count one retried attempt, by the SQLSTATE that failed it (``none`` without one)."""
         key = sqlstate or "none"
         with self._lock:
             self._retries[key] = self._retries.get(key, 0) + 1
+        for listener in self._listeners.all:
+            listener.counted(self.name, "retries", key, 1)
+
+    def waited(self, seconds: float) -> None:
+        """Record how long a checkout waited for a connection (0 when one was free)."""
+        self.wait.observe(seconds)
+        for listener in self._listeners.all:
+            listener.observed(self.name, "wait_seconds", seconds)
 
     def read_gauges(self, gauges: Callable[[], dict[str, int]]) -> None:
         """Read the pool's size, checked-out, idle and waiting connections from ``gauges`` (the live pool)."""
@@ -104,17 +120,27 @@ class PoolStats:
 class MigrationStats:
     """Migrations applied by this process (``startup()``, ``atsboost-db migrate``), and the lock waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, listeners: Listeners | None = None) -> None:
         self.duration = Histogram()
         self.lock_wait = Histogram()
         self._lock = threading.Lock()
         self._applied = 0
+        self._listeners = listeners or Listeners()
 
     def applied(self, seconds: float) -> None:
         """Count one revision applied in ``seconds``."""
         self.duration.observe(seconds)
         with self._lock:
             self._applied += 1
+        for listener in self._listeners.all:
+            listener.counted(None, "migrations_applied", None, 1)
+            listener.observed(None, "migration_duration_seconds", seconds)
+
+    def lock_waited(self, seconds: float) -> None:
+        """Record how long a migrator waited for the migration lock."""
+        self.lock_wait.observe(seconds)
+        for listener in self._listeners.all:
+            listener.observed(None, "migration_lock_wait_seconds", seconds)
 
     def snapshot(self) -> dict[str, Any]:
         """Return the figures as a plain dict."""
@@ -127,13 +153,6 @@ class MigrationStats:
         }
 
 
-class _Uncounted(Histogram):
-    """A histogram that keeps nothing: the wait figure of a pool without metrics."""
-
-    def observe(self, value: float) -> None:
-        """Keep nothing."""
-
-
 class DisabledStats(PoolStats):
     """The counters of a pool built with ``DATABASE_METRICS=false``: every call does nothing."""
 
@@ -141,7 +160,6 @@ class DisabledStats(PoolStats):
 
     def __init__(self) -> None:
         super().__init__("disabled")
-        self.wait = _Uncounted()
 
     def count(self, what: str, n: int = 1) -> None:
         """Count nothing."""
@@ -154,6 +172,9 @@ class DisabledStats(PoolStats):
 
     def retry(self, sqlstate: str | None) -> None:
         """Count nothing."""
+
+    def waited(self, seconds: float) -> None:
+        """Keep nothing."""
 
 
 DISABLED = DisabledStats()

@@ -84,7 +84,7 @@ def held(conn: psycopg.Connection[Any], key: int, *, wait: float) -> Iterator[No
             break  # a holder let go (or another NOTIFY): try again now
     if listening:
         conn.execute(f"UNLISTEN {_CHANNEL}")
-    metrics.registry.migrations.lock_wait.observe(time.monotonic() - began)
+    metrics.registry.migrations.lock_waited(time.monotonic() - began)
     try:
         yield
     finally:

@@ -51,6 +51,7 @@ from atsboost.migrations.plan import plan
 from atsboost.migrations.rendering import DroppedTable, dropped_tables, print_dry_run
 from atsboost.migrations.revisions import rewrite
 from atsboost.migrations.session import migration_settings
+from atsboost.migrations.spans import RevisionSpans
 
 logger = logging.getLogger("atsboost.migrations")
 
@@ -84,6 +85,7 @@ class OnlineRun:
         self._since = time.perf_counter()
         self._blockers: list[Blocker] = []
         self._objects: frozenset[str] = frozenset()
+        self._spans = RevisionSpans()
 
     def run(self) -> None:
         """Run it; an AtsboostError says what failed (run_migrations hands it to Alembic as one line)."""
@@ -216,6 +218,9 @@ class OnlineRun:
             with BlockerWatch(self.conn.engine, pid, interval=interval) as watch:
                 try:
                     context.run_migrations()
+                except BaseException as exc:
+                    self._spans.end(exc)
+                    raise
                 finally:
                     self._blockers = watch.blockers or self._blockers
         finally:
@@ -259,6 +264,7 @@ class OnlineRun:
         logger.info("%s %s in %.2f s", verb, done, seconds, extra=fields)
         if step.is_upgrade and not self.dry_run:
             metrics.registry.migrations.applied(seconds)
+        self._spans.end()
         self._announce()
 
     def _announce(self) -> None:
@@ -266,6 +272,7 @@ class OnlineRun:
         if running is not None and not self.dry_run:
             verb = "applying" if self.upgrade else "reverting"
             logger.info("%s %s ...", verb, running)
+            self._spans.begin(running, upgrade=self.upgrade)
 
     def _running(self) -> Revision | None:
         """Return the planned revision being applied now: the first one not yet done."""

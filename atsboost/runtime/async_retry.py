@@ -18,6 +18,7 @@ import sqlalchemy.exc
 from tenacity import AsyncRetrying
 
 from atsboost.runtime.async_engine import AsyncEngine, AsyncSession
+from atsboost.runtime.database_wait import wait_policy
 from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.pool_metrics import stats_of
 from atsboost.runtime.retry import (
@@ -25,7 +26,7 @@ from atsboost.runtime.retry import (
     count_outcome,
     retry_policy,
     settle_commit_failure,
-    wait_policy,
+    transaction_span,
     worth_retrying,
 )
 
@@ -52,28 +53,29 @@ async def run_transaction(
     options = connection_options(isolation_level, read_only)
     deadline = time.monotonic() + max_seconds
     stats = stats_of(engine.sync_engine.pool)
-    try:  # the first attempt runs bare, as in the sync loop
-        result = await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
-    except Exception as exc:
-        if not worth_retrying(exc, attempts, deadline):
-            count_outcome(stats, exc)
+    with transaction_span(stats, idempotent=idempotent, read_only=read_only) as span:
+        try:  # the first attempt runs bare, as in the sync loop
+            result = await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+        except Exception as exc:
+            if not worth_retrying(exc, attempts, deadline):
+                count_outcome(stats, span, exc)
+                raise
+            first_failure: BaseException | None = exc
+        else:
+            count_outcome(stats, span, None)
+            return result
+        try:
+            async for attempt in AsyncRetrying(**retry_policy(attempts, deadline, stats, span)):
+                with attempt:
+                    if first_failure is not None:  # tenacity's attempt 1 is the failure above
+                        failure, first_failure = first_failure, None
+                        raise failure
+                    result = await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+        except Exception as exc:
+            count_outcome(stats, span, exc)
             raise
-        first_failure: BaseException | None = exc
-    else:
-        count_outcome(stats, None)
+        count_outcome(stats, span, None)
         return result
-    try:
-        async for attempt in AsyncRetrying(**retry_policy(attempts, deadline, stats)):
-            with attempt:
-                if first_failure is not None:  # tenacity's attempt 1 is the failure above
-                    failure, first_failure = first_failure, None
-                    raise failure
-                result = await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
-    except Exception as exc:
-        count_outcome(stats, exc)
-        raise
-    count_outcome(stats, None)
-    return result
 
 
 async def _attempt(

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from atsboost.config.settings import Settings, get_settings
-from atsboost.runtime import retry
+from atsboost.runtime import database_wait, retry
 from atsboost.runtime.engine import create_engine
 from atsboost.runtime.monitor import HealthMonitor
 from atsboost.runtime.shutdown import ShutdownReport, install_signal_handlers, shutdown_engine
@@ -93,7 +93,7 @@ class Database(BaseDatabase):
                 self._settings = settings
         settings = self.settings
         engine = self.get_engine()
-        retry.wait_for_database(engine, seconds=settings.connect_timeout)
+        database_wait.wait_for_database(engine, seconds=settings.connect_timeout)
         if settings.migration.on_startup:
             migrations.upgrade(settings)
         if settings.runtime.monitor:

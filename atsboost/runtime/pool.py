@@ -175,7 +175,7 @@ class IdleTimeoutQueuePool(QueuePool):
                 waiter = self._waiter_class()
                 self._waiters.append(waiter)
         if idle is not None or grow:
-            self.stats.wait.observe(0.0)  # served at once, outside the hand-off lock
+            self.stats.waited(0.0)  # served at once, outside the hand-off lock
         if idle is not None:
             return idle
         if grow:
@@ -186,7 +186,7 @@ class IdleTimeoutQueuePool(QueuePool):
                 raise
         began = time.monotonic()
         handed = self._wait(waiter)
-        self.stats.wait.observe(time.monotonic() - began)
+        self.stats.waited(time.monotonic() - began)
         if handed:
             assert waiter.record is not None
             return waiter.record

@@ -16,6 +16,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import psycopg
@@ -26,14 +27,14 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_after_delay,
     wait_exponential,
     wait_random,
 )
 
+from atsboost import metrics
 from atsboost.errors import TransactionOutcomeUnknownError, first_line
 from atsboost.metrics.stats import PoolStats
-from atsboost.runtime.diagnosis import database_error, diagnose
+from atsboost.metrics.tracing import NO_SPAN, AttributeValue, Span
 from atsboost.runtime.pool_metrics import stats_of
 
 logger = logging.getLogger(__name__)
@@ -95,46 +96,63 @@ def run_transaction(
     options = connection_options(isolation_level, read_only)
     deadline = time.monotonic() + max_seconds
     stats = stats_of(engine.pool)
-    # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
-    # only built after a transient failure, which it is then handed as its attempt 1.
-    try:
-        result: T = _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
-    except Exception as exc:
-        if not worth_retrying(exc, attempts, deadline):
-            count_outcome(stats, exc)
+    with transaction_span(stats, idempotent=idempotent, read_only=read_only) as span:
+        # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
+        # only built after a transient failure, which it is then handed as its attempt 1.
+        try:
+            result: T = _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+        except Exception as exc:
+            if not worth_retrying(exc, attempts, deadline):
+                count_outcome(stats, span, exc)
+                raise
+            first_failure: BaseException | None = exc
+        else:
+            count_outcome(stats, span, None)
+            return result
+
+        retrying = Retrying(**retry_policy(attempts, deadline, stats, span))
+
+        def attempt() -> T:
+            nonlocal first_failure
+            if first_failure is not None:
+                failure, first_failure = first_failure, None
+                raise failure
+            return _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+
+        try:
+            result = retrying(attempt)
+        except Exception as exc:
+            count_outcome(stats, span, exc)
             raise
-        first_failure: BaseException | None = exc
-    else:
-        count_outcome(stats, None)
+        count_outcome(stats, span, None)
         return result
 
-    retrying = Retrying(**retry_policy(attempts, deadline, stats))
 
-    def attempt() -> T:
-        nonlocal first_failure
-        if first_failure is not None:
-            failure, first_failure = first_failure, None
-            raise failure
-        return _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
-
-    try:
-        result = retrying(attempt)
-    except Exception as exc:
-        count_outcome(stats, exc)
-        raise
-    count_outcome(stats, None)
-    return result
+def transaction_span(
+    stats: PoolStats | None, *, idempotent: bool, read_only: bool
+) -> AbstractContextManager[Span]:
+    """Return ``run_transaction``'s span: under the caller's span, around the SQL spans of its attempts."""
+    attributes: dict[str, AttributeValue] = {
+        "db.system.name": "postgresql",
+        "atsboost.transaction.idempotent": idempotent,
+        "atsboost.transaction.read_only": read_only,
+        "atsboost.transaction.attempts": 1,
+    }
+    if stats is not None and stats.enabled:
+        attributes["atsboost.pool"] = stats.name
+    return metrics.tracing.span("atsboost.transaction", attributes)
 
 
-def count_outcome(stats: PoolStats | None, exc: BaseException | None) -> None:
-    """Count a finished ``run_transaction``: committed, outcome unknown, or failed."""
-    if stats is None:
-        return
+def count_outcome(stats: PoolStats | None, span: Span, exc: BaseException | None) -> None:
+    """Count a finished ``run_transaction`` (committed, outcome unknown, or failed); say it on its span."""
     if exc is None:
-        stats.transaction("committed")
+        outcome = "committed"
     else:
         unknown = isinstance(exc, TransactionOutcomeUnknownError)
-        stats.transaction("outcome_unknown" if unknown else "failed")
+        outcome = "outcome_unknown" if unknown else "failed"
+    span.set_attribute("atsboost.transaction.outcome", outcome)
+    if stats is not None:
+        stats.transaction(outcome)
 
 
 def worth_retrying(exc: BaseException, attempts: int | None, deadline: float) -> bool:
@@ -142,12 +160,14 @@ def worth_retrying(exc: BaseException, attempts: int | None, deadline: float) ->
     return is_transient(exc) and attempts != 1 and time.monotonic() < deadline
 
 
-def retry_policy(attempts: int | None, deadline: float, stats: PoolStats | None = None) -> dict[str, Any]:
+def retry_policy(
+    attempts: int | None, deadline: float, stats: PoolStats | None = None, span: Span = NO_SPAN
+) -> dict[str, Any]:
     """Return tenacity's arguments for retrying a transaction: the sync and async loops share them.
 
     Transient errors only; backoff with jitter; no attempt starts, and no backoff
     sleeps, past ``deadline`` (``time.monotonic()``); at most ``attempts`` in all.
-    Each retry is logged, and counted by SQLSTATE in ``stats``.
+    Each retry is logged, counted by SQLSTATE in ``stats``, and an event on ``span``.
     """
 
     def stop(state: RetryCallState) -> bool:
@@ -158,7 +178,7 @@ def retry_policy(attempts: int | None, deadline: float, stats: PoolStats | None 
         "retry": retry_if_exception(is_transient),
         "stop": stop,
         "wait": wait_exponential(multiplier=0.05, max=0.5) + wait_random(0, 0.05),
-        "before_sleep": functools.partial(_log_retry, stats=stats),
+        "before_sleep": functools.partial(_log_retry, stats=stats, span=span),
         "reraise": True,
     }
 
@@ -217,11 +237,12 @@ def _attempt(
     return result
 
 
-def _log_retry(state: RetryCallState, *, stats: PoolStats | None) -> None:
+def _log_retry(state: RetryCallState, *, stats: PoolStats | None, span: Span) -> None:
     exc = state.outcome.exception() if state.outcome else None
     state_code = sqlstate(exc) if exc is not None else None
     if stats is not None:
         stats.retry(state_code)
+    _trace_retry(span, state, exc, state_code)
     code = state_code or "no SQLSTATE"
     fields = {
         "sqlstate": state_code,
@@ -238,52 +259,16 @@ def _log_retry(state: RetryCallState, *, stats: PoolStats | None) -> None:
     )
 
 
-def wait_for_database(engine: Engine, *, seconds: float) -> None:
-    """Connect, retrying transient failures with backoff for up to ``seconds`` in total.
-
-    During a deploy the database may still be starting; past the budget this raises
-    DatabaseUnavailableError naming the (masked) URL and the last reason. A failure
-    that waiting cannot mend (a refused password, SSL, a missing database) stops it at once.
-    """
-    try:
-        Retrying(**wait_policy(seconds))(_ping, engine)
-    except sqlalchemy.exc.DBAPIError as exc:
-        raise database_error(engine.url, exc) from None
-
-
-def wait_policy(seconds: float) -> dict[str, Any]:
-    """Return tenacity's arguments for waiting for the database (sync and async share them).
-
-    Transient failures only, and not those that waiting cannot mend; backoff from
-    0.1 s up to 2 s with jitter; ``seconds`` in total.
-    """
-    return {
-        "retry": retry_if_exception(lambda exc: is_transient(exc) and not _permanent(exc)),
-        "stop": stop_after_delay(seconds),
-        "wait": wait_exponential(multiplier=0.1, max=2.0) + wait_random(0, 0.1),
-        "before_sleep": _log_wait,
-        "reraise": True,
+def _trace_retry(
+    span: Span, state: RetryCallState, exc: BaseException | None, state_code: str | None
+) -> None:
+    """Add the failed attempt to the transaction's span, with its SQLSTATE and the backoff before the next."""
+    event: dict[str, AttributeValue] = {
+        "atsboost.transaction.attempt": state.attempt_number,
+        "atsboost.transaction.backoff_seconds": state.upcoming_sleep,
+        "exception.type": type(exc).__qualname__ if exc is not None else "",
     }
-
-
-def _permanent(exc: BaseException) -> bool:
-    return isinstance(exc, sqlalchemy.exc.DBAPIError) and diagnose(exc).permanent
-
-
-def _ping(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1")
-
-
-def _log_wait(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    logger.warning(
-        "the database is not reachable yet (%s); trying again in %.2f s",
-        first_line(exc) if exc is not None else "unknown",
-        state.upcoming_sleep,
-        extra={
-            "event": "database_wait",
-            "attempt": state.attempt_number,
-            "delay_seconds": state.upcoming_sleep,
-        },
-    )
+    if state_code is not None:
+        event["db.response.status_code"] = state_code
+    span.add_event("atsboost.transaction.retry", event)
+    span.set_attribute("atsboost.transaction.attempts", state.attempt_number + 1)
