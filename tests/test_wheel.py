@@ -195,6 +195,16 @@ asyncio.run(main())
 """
 
 
+TRACED_APP = """
+from sqlalchemy import text
+from atsboost import db
+from atsboost.metrics import otel
+
+otel.instrument()
+print(db.run_transaction(lambda session: session.execute(text("SELECT 1")).scalar_one()))
+"""
+
+
 def test_the_extras_are_named_when_missing_and_then_run_from_the_wheel(installed, app_shell):
     missing = app_shell("python", "-c", "import atsboost.aio")
     assert missing.returncode == 1
@@ -202,14 +212,18 @@ def test_the_extras_are_named_when_missing_and_then_run_from_the_wheel(installed
     unexported = app_shell("atsboost-db", "health", "--format", "prometheus")
     assert unexported.returncode == 1 and "Traceback" not in unexported.stderr
     assert "install it with: pip install 'atsboost[prometheus]'" in unexported.stderr
+    untraced = app_shell("python", "-c", "import atsboost.metrics.otel")
+    assert "install it with: pip install 'atsboost[otel]'" in untraced.stderr
     [wheel] = (installed.parent.parent / "dist").glob("atsboost-*.whl")
-    extra = [str(installed / "python"), "-m", "pip", "install", "-q", f"{wheel}[asyncio,prometheus]"]
+    extra = [str(installed / "python"), "-m", "pip", "install", "-q", f"{wheel}[asyncio,prometheus,otel]"]
     subprocess.run(extra, check=True, capture_output=True, timeout=600)
     started = app_shell("python", "-c", ASYNC_APP)
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == "healthy"
     exported = app_shell("atsboost-db", "health", "--format", "prometheus")
     assert exported.returncode == 0 and "pg_up 1.0" in exported.stdout, exported.stderr
+    traced = app_shell("python", "-c", TRACED_APP)  # the API alone: OpenTelemetry's no-op providers
+    assert traced.returncode == 0 and traced.stdout.strip() == "1", traced.stderr
 
 
 def test_json_logs_from_the_wheel(app_shell):

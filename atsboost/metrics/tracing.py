@@ -56,7 +56,8 @@ class _NoSpan:
 
 
 NO_SPAN: Span = _NoSpan()
-_NO_BLOCK: AbstractContextManager[Span] = nullcontext(NO_SPAN)
+# The block of an untraced process: entered and left with no work, whatever it wraps.
+NO_BLOCK: AbstractContextManager[Span] = nullcontext(NO_SPAN)
 
 
 class Tracing:
@@ -72,7 +73,7 @@ class Tracing:
     def span(self, name: str, attributes: Attributes) -> AbstractContextManager[Span]:
         """Return a block's span (current inside the block); a span that records nothing when untraced."""
         tracer = self.tracer
-        return _NO_BLOCK if tracer is None else tracer.current(name, attributes)
+        return NO_BLOCK if tracer is None else tracer.current(name, attributes)
 
     def start(self, name: str, attributes: Attributes) -> Span:
         """Start a span that ``end`` ends; a span that records nothing when untraced."""

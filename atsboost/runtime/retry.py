@@ -34,7 +34,7 @@ from tenacity import (
 from atsboost import metrics
 from atsboost.errors import TransactionOutcomeUnknownError, first_line
 from atsboost.metrics.stats import PoolStats
-from atsboost.metrics.tracing import NO_SPAN, AttributeValue, Span
+from atsboost.metrics.tracing import NO_BLOCK, NO_SPAN, AttributeValue, Span
 from atsboost.runtime.pool_metrics import stats_of
 
 logger = logging.getLogger(__name__)
@@ -132,6 +132,8 @@ def transaction_span(
     stats: PoolStats | None, *, idempotent: bool, read_only: bool
 ) -> AbstractContextManager[Span]:
     """Return ``run_transaction``'s span: under the caller's span, around the SQL spans of its attempts."""
+    if metrics.tracing.tracer is None:  # untraced: not even the attributes are built
+        return NO_BLOCK
     attributes: dict[str, AttributeValue] = {
         "db.system.name": "postgresql",
         "atsboost.transaction.idempotent": idempotent,

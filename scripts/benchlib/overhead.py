@@ -14,7 +14,7 @@ from __future__ import annotations
 import cProfile
 import pstats
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import psycopg
 import sqlalchemy
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from atsboost.db import run_transaction, session_scope
 from benchlib.common import Row, interleave, per_call, ratio_row, rows_from
 from benchlib.engines import atsboost_engine
+from benchlib.otel_sdk import otel_switch
 
 QUERY = "SELECT value FROM bench_items WHERE id = 1"
 TIMED = "SQLAlchemy ORM Session.begin(), SET LOCAL statement_timeout (after_begin)"
@@ -48,19 +49,24 @@ METRICS_COST = [
     ("atsboost engine, Core (production)", f"atsboost engine, Core (production, {METRICS_OFF})"),
     ("atsboost run_transaction (production)", f"atsboost run_transaction (production, {METRICS_OFF})"),
 ]
+# The same transaction with OpenTelemetry's SDK on: a span, and a histogram observation per checkout.
+OTEL_ON = "atsboost run_transaction (production, OpenTelemetry SDK on)"
+OTEL_COST = [(OTEL_ON, "atsboost run_transaction (production)")]
 
 
 def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
     prepare(libpq)
-    with variants(url, libpq) as calls:
+    with variants(url, libpq) as calls, otel_switch() as otel_on:
         for call in calls.values():  # open every connection before anything is timed
             for _ in range(50):
                 call()
         calls_per_transaction = {name: python_calls(call) for name, call in calls.items()}
-        figures = interleave(
-            {name: per_call(call, iterations=iterations) for name, call in calls.items()}, rounds=rounds
-        )
+        with otel_on():
+            calls_per_transaction[OTEL_ON] = python_calls(calls[OTEL_ON])
+        measures = {name: per_call(call, iterations=iterations) for name, call in calls.items()}
+        measures[OTEL_ON] = switched(measures[OTEL_ON], otel_on)
+        figures = interleave(measures, rounds=rounds)
     rows = rows_from("overhead", figures, baseline=FLOOR, unit="us")
     for row in rows:
         row.extra["python_calls"] = calls_per_transaction[row.variant]
@@ -68,11 +74,25 @@ def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
         row = ratio_row("own cost", ours, figures[ours], figures[plain], plain)
         row.extra["python_calls_added"] = round(calls_per_transaction[ours] - calls_per_transaction[plain], 1)
         rows.append(row)
-    for ours, plain in METRICS_COST:
-        row = ratio_row("metrics cost", ours, figures[ours], figures[plain], plain)
-        row.extra["python_calls_added"] = round(calls_per_transaction[ours] - calls_per_transaction[plain], 1)
-        rows.append(row)
+    for case, pairs in (("metrics cost", METRICS_COST), ("OpenTelemetry cost", OTEL_COST)):
+        for ours, plain in pairs:
+            row = ratio_row(case, ours, figures[ours], figures[plain], plain)
+            added = calls_per_transaction[ours] - calls_per_transaction[plain]
+            row.extra["python_calls_added"] = round(added, 1)
+            rows.append(row)
     return rows
+
+
+def switched(
+    measure: Callable[[], float], on: Callable[[], AbstractContextManager[object]]
+) -> Callable[[], float]:
+    """The measurement run with ``on()`` entered: the switch stays outside the timed calls."""
+
+    def run() -> float:
+        with on():
+            return measure()
+
+    return run
 
 
 @contextmanager
@@ -117,6 +137,7 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
             ),
             "atsboost run_transaction (development: leak detection on)": lambda: retried(development),
             f"atsboost run_transaction (production, {METRICS_OFF})": lambda: retried(uncounted),
+            OTEL_ON: lambda: retried(production),
             "atsboost run_transaction (transaction pool mode, statement timeout)": lambda: retried(pooled),
         }
 
