@@ -42,9 +42,9 @@ def report(
     The report is a span (``atsboost.health.report``) when tracing is on.
     """
     database = engine.url.render_as_string(hide_password=True)
-    with traced(database) as span:
+    with _traced(database) as span:
         result = _engine_report(engine, database, long_query_seconds, unused_index_bytes, migration_status)
-        describe(span, result)
+        _describe(span, result)
     return result
 
 
@@ -87,9 +87,9 @@ def report_for(
     Settings that need an engine (the embedded server) get ``report`` over one.
     """
     started = time.perf_counter()
-    with traced(settings.masked_url) as span:
+    with _traced(settings.masked_url) as span:
         result = _settings_report(settings, long_query_seconds, migration_status, started)
-        describe(span, result)
+        _describe(span, result)
     return result
 
 
@@ -123,14 +123,14 @@ def _settings_report(
         )
 
 
-def traced(database: str) -> AbstractContextManager[Span]:
+def _traced(database: str) -> AbstractContextManager[Span]:
     """Return a health report's span, under the caller's (a request, a cron job's)."""
     return metrics.tracing.span(
         "atsboost.health.report", {"db.system.name": "postgresql", "atsboost.health.database": database}
     )
 
 
-def describe(span: Span, result: HealthReport) -> None:
+def _describe(span: Span, result: HealthReport) -> None:
     """Put the report's outcome on its span: reached or not, and the server's latency."""
     span.set_attribute("atsboost.health.reachable", result.connection.reachable)
     if result.connection.latency_ms is not None:
