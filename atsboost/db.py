@@ -53,14 +53,20 @@ def get_engine() -> Engine:
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+def session_scope(engine: Engine | None = None, *, read_only: bool = False) -> Iterator[Session]:
     """Yield a Session that commits when the block succeeds and rolls back when it raises.
 
     Objects stay loaded after the commit (``expire_on_commit=False``) so they can be
     returned from the block and read without another query. For work that should
-    survive a failover, prefer ``run_transaction``.
+    survive a failover, prefer ``run_transaction``. ``read_only=True`` runs a READ ONLY
+    transaction, on a read replica when DATABASE_REPLICA_URLS names a usable one.
     """
-    with default.session_scope() if engine is None else database.session_scope(engine) as session:
+    scope = (
+        default.session_scope(read_only=read_only)
+        if engine is None
+        else database.session_scope(engine, read_only=read_only)
+    )
+    with scope as session:
         yield session
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -363,6 +364,15 @@ def make_server_engine(controlled_server: ControlledServer) -> Iterator[Callable
     yield make
     for engine in engines:
         engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def replicated() -> Iterator[Any]:
+    """A primary and a real streaming standby (``tests.replication``), for one test module."""
+    from tests.replication import replicated_pair
+
+    with replicated_pair(server_binaries()) as pair:
+        yield pair
 
 
 def server_binaries() -> Path:

@@ -33,6 +33,11 @@ def describe(settings: Settings) -> dict[str, Any]:
         "statement_timeout_ms": settings.statement_timeout_ms,
         "connect_timeout_seconds": settings.connect_timeout,
         "application_name": settings.application_name,
+        "replicas": {
+            "urls": [url.masked() for url in settings.replicas.urls],
+            "max_lag_seconds": settings.replicas.max_lag,
+            "sticky_seconds": settings.replicas.sticky_seconds,
+        },
         "warnings": list(settings.warnings),
     }
 
@@ -58,6 +63,7 @@ def render(d: dict[str, Any]) -> str:
         ("statement timeout", statement),
         ("connect timeout", f"{d['connect_timeout_seconds']} s"),
         ("application name", d["application_name"]),
+        ("read replicas", _replicas(d["replicas"])),
     ]
     if "server" in d:
         s = d["server"]
@@ -74,17 +80,30 @@ def render(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _replicas(replicas: dict[str, Any]) -> str:
+    """Say where read-only transactions go, and when a replica is not used."""
+    if not replicas["urls"]:
+        return "none (DATABASE_REPLICA_URLS): every transaction goes to the primary"
+    return (
+        f"{', '.join(replicas['urls'])}; read-only transactions, unless replay lags over "
+        f"{replicas['max_lag_seconds']:g} s or a write in the same context is under "
+        f"{replicas['sticky_seconds']:g} s old"
+    )
+
+
 def _arithmetic(d: dict[str, Any]) -> str:
     """Return the connection arithmetic: what one process may open, and how many processes fit."""
     per_process = d["pool"]["size"] + d["pool"]["max_overflow"]
     text = f"up to {per_process} per process (pool size + overflow)"
+    if d["replicas"]["urls"]:
+        text += ", and as many to each read replica"
     server = d.get("server")
     if server is None:
         return text + "; add --connect to compare with the server's max_connections"
     usable = server["max_connections"] - server["reserved_connections"]
     fits = usable // per_process if per_process else 0
     text += f"; the server allows {usable} (max_connections {server['max_connections']} - reserved "
-    text += f"{server['reserved_connections']}): at most {fits} such processes (replicas x workers)"
+    text += f"{server['reserved_connections']}): at most {fits} such processes (instances x workers)"
     if d["pool_mode"] == "transaction":
         text += "; behind a transaction pooler the pooler's pool size is what counts on the server"
     return text

@@ -22,6 +22,8 @@ from atsboost.config.envvars import EnvironmentVariables
 from atsboost.config.migration import MigrationSettings as MigrationSettings
 from atsboost.config.migration import load_migration_settings
 from atsboost.config.project import find_project
+from atsboost.config.replicas import ReplicaSettings as ReplicaSettings
+from atsboost.config.replicas import read_replica_settings
 from atsboost.config.seed import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
 from atsboost.config.seed import SeedSettings, read_seed_settings
 from atsboost.config.sslmode import SSLSettings, resolve_ssl
@@ -90,6 +92,7 @@ class Settings:
     warnings: tuple[str, ...] = ()
     # Secret libpq options from DATABASE_URL's query (sslpassword, ...): never printed.
     connect_secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
 
     @property
     def embedded(self) -> bool:
@@ -98,7 +101,12 @@ class Settings:
 
     def with_database(self, raw_url: str, variable: str) -> Settings:
         """Return the same settings aimed at another database (a staging copy, say), given as a URL."""
-        return dataclasses.replace(self, url=parse_database_url(raw_url, variable).url, migration_url=None)
+        url = parse_database_url(raw_url, variable).url
+        return dataclasses.replace(self, url=url, migration_url=None, replicas=ReplicaSettings())
+
+    def for_replica(self, url: ConnectionURL) -> Settings:
+        """Return these settings aimed at one read replica: its own pool, no migrations, no replicas."""
+        return dataclasses.replace(self, url=url, migration_url=None, replicas=ReplicaSettings())
 
     @property
     def masked_url(self) -> str:
@@ -176,6 +184,7 @@ def load_settings(
         seed=read_seed_settings(env),
         runtime=_runtime(env, environment),
         warnings=tuple(warnings),
+        replicas=read_replica_settings(env),
     )
     for warning in settings.warnings:
         logger.warning("%s", warning)

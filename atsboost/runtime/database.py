@@ -21,6 +21,8 @@ from atsboost.config.settings import Settings, get_settings
 from atsboost.runtime import database_wait, retry
 from atsboost.runtime.engine import create_engine
 from atsboost.runtime.monitor import HealthMonitor
+from atsboost.runtime.replicas import Reads
+from atsboost.runtime.retry import connection_options
 from atsboost.runtime.shutdown import ShutdownReport, install_signal_handlers, shutdown_engine
 
 T = TypeVar("T")
@@ -55,6 +57,16 @@ class Database(BaseDatabase):
         self._monitor: HealthMonitor | None = None
         self._owner_pid: int | None = None
         self._exit_hook = False
+        self._reads: Reads | None = None
+
+    @property
+    def reads(self) -> Reads:
+        """Where read-only transactions go: the replicas of the settings, or the primary."""
+        if self._reads is None:
+            with self._lock:
+                if self._reads is None:
+                    self._reads = Reads(self.settings)
+        return self._reads
 
     def get_engine(self) -> Engine:
         """Return the Engine, built on first use (in development without DATABASE_URL: embedded)."""
@@ -68,10 +80,17 @@ class Database(BaseDatabase):
         return self._engine
 
     @contextmanager
-    def session_scope(self) -> Iterator[Session]:
-        """Yield a Session that commits when the block succeeds and rolls back when it raises."""
-        with session_scope(self.get_engine()) as session:
+    def session_scope(self, *, read_only: bool = False) -> Iterator[Session]:
+        """Yield a Session that commits when the block succeeds and rolls back when it raises.
+
+        ``read_only=True``: a READ ONLY transaction, on a read replica when one is usable.
+        """
+        primary = self.get_engine()
+        engine = self.reads.router(primary)() if read_only else primary
+        with session_scope(engine, read_only=read_only) as session:
             yield session
+        if not read_only:
+            self.reads.wrote()
 
     def run_transaction(
         self, fn: Callable[[Session], T], *, engine: Engine | None = None, **options: Any
@@ -79,9 +98,17 @@ class Database(BaseDatabase):
         """Run ``fn(session)`` through :func:`atsboost.runtime.retry.run_transaction`.
 
         On this database's engine (or ``engine``), with the retry budget of its settings
-        unless ``attempts`` or ``max_seconds`` are given.
+        unless ``attempts`` or ``max_seconds`` are given. With ``read_only=True`` and no
+        ``engine``, on a read replica when one is usable (``runtime.replicas``).
         """
-        return retry.run_transaction(fn, engine=engine or self.get_engine(), **self.retry_options(options))
+        primary = engine or self.get_engine()
+        read_only = bool(options.get("read_only"))
+        if read_only and engine is None:
+            options["route"] = self.reads.router(primary)
+        result = retry.run_transaction(fn, engine=primary, **self.retry_options(options))
+        if not read_only:
+            self.reads.wrote()
+        return result
 
     def startup(self, settings: Settings | None = None, *, handle_signals: bool = False) -> Engine:
         """Prepare the database before serving: wait for it, migrate, start the monitor (``atsboost.db``)."""
@@ -119,19 +146,24 @@ class Database(BaseDatabase):
         leaks that nobody will return, so they are closed at once and reported.
         """
         with self._lock:
-            engine, monitor = self._engine, self._monitor
-            self._engine, self._monitor = None, None
+            engine, monitor, reads = self._engine, self._monitor, self._reads
+            self._engine, self._monitor, self._reads = None, None, None
         if engine is None:
             if monitor is not None:
                 monitor.stop()
             return None
-        return shutdown_engine(
+        report = shutdown_engine(
             engine, timeout=timeout, monitor=monitor, owner_pid=self._owner_pid, at_exit=at_exit
         )
+        if reads is not None:  # reads still running finished while the primary drained
+            reads.dispose()
+        return report
 
     def after_fork(self) -> None:
         """In a forked worker: drop the parent's connections unclosed; restart a monitor that ran."""
         with self._lock:
+            if self._reads is not None:
+                self._reads.dispose(close=False)
             if self._engine is None:
                 return
             self._engine.dispose(close=False)
@@ -146,7 +178,9 @@ class Database(BaseDatabase):
                 self._monitor.stop()
             if self._engine is not None:
                 self._engine.dispose()
-            self._engine, self._monitor = None, None
+            if self._reads is not None:
+                self._reads.dispose()
+            self._engine, self._monitor, self._reads = None, None, None
 
     def _start_monitor(self, engine: Engine) -> None:
         with self._lock:
@@ -160,13 +194,16 @@ class Database(BaseDatabase):
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
+def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
     """Yield a Session on ``engine`` that commits on success and rolls back on error.
 
     Objects stay loaded after the commit (``expire_on_commit=False``), so they can be
-    returned from the block and read without another query.
+    returned from the block and read without another query. ``read_only=True`` makes
+    it a READ ONLY transaction (no extra round trip).
     """
     with Session(engine, expire_on_commit=False) as session:
+        if read_only:
+            session.connection(execution_options=connection_options(None, read_only=True))
         try:
             yield session
         except BaseException:

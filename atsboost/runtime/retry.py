@@ -80,6 +80,7 @@ def run_transaction(
     max_seconds: float = 15.0,
     isolation_level: str | None = None,
     read_only: bool = False,
+    route: Callable[[], Engine] | None = None,
 ) -> T:
     """Run ``fn(session)`` in a transaction and commit; on a transient error, run it all again.
 
@@ -91,7 +92,9 @@ def run_transaction(
     ``idempotent=True`` when running ``fn`` twice is harmless, so a connection lost
     during COMMIT is retried too. With
     ``read_only=True`` the server refuses writes, so a connection lost at COMMIT
-    loses nothing and ``fn``'s result stands.
+    loses nothing and ``fn``'s result stands. ``route``, when given, picks the engine
+    of each attempt (a read replica, another after a failure); ``engine`` then only
+    names the pool whose figures count the transaction.
     """
     options = connection_options(isolation_level, read_only)
     deadline = time.monotonic() + max_seconds
@@ -100,7 +103,9 @@ def run_transaction(
         # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
         # only built after a transient failure, which it is then handed as its attempt 1.
         try:
-            result: T = _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+            result: T = _attempt(
+                fn, route() if route else engine, options, idempotent=idempotent, read_only=read_only
+            )
         except Exception as exc:
             if not worth_retrying(exc, attempts, deadline):
                 count_outcome(stats, span, exc)
@@ -117,7 +122,9 @@ def run_transaction(
             if first_failure is not None:
                 failure, first_failure = first_failure, None
                 raise failure
-            return _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+            return _attempt(
+                fn, route() if route else engine, options, idempotent=idempotent, read_only=read_only
+            )
 
         try:
             result = retrying(attempt)

@@ -239,7 +239,7 @@ def test_config_prints_the_connection_arithmetic(invoke, environ, make_engine):
     line = next(line for line in result.stdout.splitlines() if line.startswith("connections"))
     usable = limit - reserved
     assert f"up to 5 per process (pool size + overflow); the server allows {usable}" in line
-    assert f"at most {usable // 5} such processes (replicas x workers)" in line
+    assert f"at most {usable // 5} such processes (instances x workers)" in line
 
 
 def test_config_shows_transaction_pooling(invoke):
