@@ -53,14 +53,21 @@ def get_engine() -> AsyncEngine:
 
 
 @asynccontextmanager
-async def session_scope(engine: AsyncEngine | None = None) -> AsyncIterator[AsyncSession]:
+async def session_scope(
+    engine: AsyncEngine | None = None, *, read_only: bool = False
+) -> AsyncIterator[AsyncSession]:
     """Yield an AsyncSession that commits when the block succeeds and rolls back when it raises.
 
     Objects stay loaded after the commit (``expire_on_commit=False``): in asyncio an
     expired attribute cannot load lazily. For work that should survive a failover,
-    prefer ``run_transaction``.
+    prefer ``run_transaction``. ``read_only=True`` runs a READ ONLY transaction, on a
+    read replica when DATABASE_REPLICA_URLS names a usable one.
     """
-    scope = default.session_scope() if engine is None else async_retry.session_scope(engine)
+    scope = (
+        default.session_scope(read_only=read_only)
+        if engine is None
+        else async_retry.session_scope(engine, read_only=read_only)
+    )
     async with scope as session:
         yield session
 

@@ -26,6 +26,7 @@ from atsboost.runtime.async_monitor import AsyncHealthMonitor
 from atsboost.runtime.async_pool import AsyncIdleTimeoutPool
 from atsboost.runtime.async_shutdown import shutdown_async_engine
 from atsboost.runtime.database import BaseDatabase
+from atsboost.runtime.replicas import Reads
 from atsboost.runtime.shutdown import ShutdownReport
 
 logger = logging.getLogger("atsboost.runtime.database")
@@ -42,6 +43,16 @@ class AsyncDatabase(BaseDatabase):
         self._engine: AsyncEngine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._monitor: AsyncHealthMonitor | None = None
+        self._reads: Reads[AsyncEngine] | None = None
+
+    @property
+    def reads(self) -> Reads[AsyncEngine]:
+        """Where read-only transactions go: the replicas of the settings, or the primary."""
+        if self._reads is None:
+            with self._lock:
+                if self._reads is None:
+                    self._reads = Reads(self.settings, create_async_engine, asynchronous=True)
+        return self._reads
 
     def get_engine(self) -> AsyncEngine:
         """Return the AsyncEngine, built on first use (in development without DATABASE_URL: embedded)."""
@@ -53,10 +64,17 @@ class AsyncDatabase(BaseDatabase):
         return self._engine
 
     @asynccontextmanager
-    async def session_scope(self) -> AsyncIterator[AsyncSession]:
-        """Yield an AsyncSession that commits when the block succeeds and rolls back when it raises."""
-        async with async_retry.session_scope(self.get_engine()) as session:
+    async def session_scope(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+        """Yield an AsyncSession that commits when the block succeeds and rolls back when it raises.
+
+        ``read_only=True``: a READ ONLY transaction, on a read replica when one is usable.
+        """
+        primary = self.get_engine()
+        engine = (await self._router(primary))() if read_only else primary
+        async with async_retry.session_scope(engine, read_only=read_only) as session:
             yield session
+        if not read_only:
+            self.reads.wrote()
 
     async def run_transaction(
         self,
@@ -68,10 +86,24 @@ class AsyncDatabase(BaseDatabase):
         """Run ``await fn(session)`` through :func:`atsboost.runtime.async_retry.run_transaction`.
 
         On this database's engine (or ``engine``), with the retry budget of its settings
-        unless ``attempts`` or ``max_seconds`` are given.
+        unless ``attempts`` or ``max_seconds`` are given. With ``read_only=True`` and no
+        ``engine``, on a read replica when one is usable (``runtime.replicas``).
         """
-        engine = engine or self.get_engine()
-        return await async_retry.run_transaction(fn, engine=engine, **self.retry_options(options))
+        primary = engine or self.get_engine()
+        read_only = bool(options.get("read_only"))
+        if read_only and engine is None:
+            options["route"] = await self._router(primary)
+        result = await async_retry.run_transaction(fn, engine=primary, **self.retry_options(options))
+        if not read_only:
+            self.reads.wrote()
+        return result
+
+    async def _router(self, primary: AsyncEngine) -> Callable[[], AsyncEngine]:
+        """Return the engine chooser of one read-only transaction; stale lag readings taken in a thread."""
+        reads = self.reads
+        if not reads.sticky():
+            await asyncio.to_thread(reads.replicas.measure_stale)
+        return reads.router(primary)
 
     async def startup(self, settings: Settings | None = None) -> AsyncEngine:
         """Prepare the database before serving: wait for it, migrate, start the monitor (``atsboost.aio``)."""
@@ -110,7 +142,9 @@ class AsyncDatabase(BaseDatabase):
             if monitor is not None:
                 await monitor.stop()
             return None
-        return await shutdown_async_engine(engine, timeout=timeout, monitor=monitor)
+        report = await shutdown_async_engine(engine, timeout=timeout, monitor=monitor)
+        await self._close_replicas()  # reads still running finished while the primary drained
+        return report
 
     async def dispose(self) -> None:
         """Close the engine's connections and forget it (and the monitor); the next use rebuilds it."""
@@ -120,6 +154,13 @@ class AsyncDatabase(BaseDatabase):
             await monitor.stop()
         if engine is not None:
             await engine.dispose()
+        await self._close_replicas()
+
+    async def _close_replicas(self) -> None:
+        replicas = self._reads.detach() if self._reads is not None else None
+        for replica in replicas.replicas if replicas is not None else []:
+            await replica.engine.dispose()
+            replica.probe.dispose()
 
     def _follow_loop(self, engine: AsyncEngine) -> None:
         try:
@@ -134,4 +175,8 @@ class AsyncDatabase(BaseDatabase):
             logger.info("the event loop changed: closed the previous loop's %d idle connection(s)", closed)
             self._monitor = None  # its task ended with its loop
             engine.sync_engine.dispose(close=False)  # a new pool; nothing is awaited
+            replicas = self._reads.detach() if self._reads is not None else None
+            for replica in replicas.replicas if replicas is not None else []:  # rebuilt on this loop
+                replica.engine.sync_engine.dispose(close=False)
+                replica.probe.dispose()
         self._loop = loop

@@ -42,20 +42,24 @@ async def run_transaction(
     max_seconds: float = 15.0,
     isolation_level: str | None = None,
     read_only: bool = False,
+    route: Callable[[], AsyncEngine] | None = None,
 ) -> T:
     """Run ``await fn(session)`` in a transaction and commit; on a transient error, run it all again.
 
     The options mean what they mean for the sync ``run_transaction``: ``fn`` must
     have no side effects outside the database; ``max_seconds`` is a wall-clock
     deadline; ``idempotent=True`` lets a connection lost during COMMIT be retried;
-    ``read_only=True`` makes the server refuse writes, so such a loss loses nothing.
+    ``read_only=True`` makes the server refuse writes, so such a loss loses nothing;
+    ``route`` picks each attempt's engine (read replicas).
     """
     options = connection_options(isolation_level, read_only)
     deadline = time.monotonic() + max_seconds
     stats = stats_of(engine.sync_engine.pool)
     with transaction_span(stats, idempotent=idempotent, read_only=read_only) as span:
         try:  # the first attempt runs bare, as in the sync loop
-            result = await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+            result = await _attempt(
+                fn, route() if route else engine, options, idempotent=idempotent, read_only=read_only
+            )
         except Exception as exc:
             if not worth_retrying(exc, attempts, deadline):
                 count_outcome(stats, span, exc)
@@ -70,7 +74,9 @@ async def run_transaction(
                     if first_failure is not None:  # tenacity's attempt 1 is the failure above
                         failure, first_failure = first_failure, None
                         raise failure
-                    result = await _attempt(fn, engine, options, idempotent=idempotent, read_only=read_only)
+                    result = await _attempt(
+                        fn, route() if route else engine, options, idempotent=idempotent, read_only=read_only
+                    )
         except Exception as exc:
             count_outcome(stats, span, exc)
             raise
@@ -98,13 +104,15 @@ async def _attempt(
 
 
 @asynccontextmanager
-async def session_scope(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+async def session_scope(engine: AsyncEngine, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
     """Yield an AsyncSession that commits when the block succeeds and rolls back when it raises.
 
     Objects stay loaded after the commit (``expire_on_commit=False``): in asyncio an
     expired attribute cannot be loaded lazily, so this is the only safe default.
     """
     async with AsyncSession(engine, expire_on_commit=False) as session:
+        if read_only:
+            await session.connection(execution_options=connection_options(None, read_only=True))
         try:
             yield session
         except BaseException:

@@ -57,15 +57,15 @@ class Database(BaseDatabase):
         self._monitor: HealthMonitor | None = None
         self._owner_pid: int | None = None
         self._exit_hook = False
-        self._reads: Reads | None = None
+        self._reads: Reads[Engine] | None = None
 
     @property
-    def reads(self) -> Reads:
+    def reads(self) -> Reads[Engine]:
         """Where read-only transactions go: the replicas of the settings, or the primary."""
         if self._reads is None:
             with self._lock:
                 if self._reads is None:
-                    self._reads = Reads(self.settings)
+                    self._reads = Reads(self.settings, create_engine, asynchronous=False)
         return self._reads
 
     def get_engine(self) -> Engine:
@@ -156,14 +156,14 @@ class Database(BaseDatabase):
             engine, timeout=timeout, monitor=monitor, owner_pid=self._owner_pid, at_exit=at_exit
         )
         if reads is not None:  # reads still running finished while the primary drained
-            reads.dispose()
+            close_replicas(reads)
         return report
 
     def after_fork(self) -> None:
         """In a forked worker: drop the parent's connections unclosed; restart a monitor that ran."""
         with self._lock:
             if self._reads is not None:
-                self._reads.dispose(close=False)
+                close_replicas(self._reads, close=False)
             if self._engine is None:
                 return
             self._engine.dispose(close=False)
@@ -179,7 +179,7 @@ class Database(BaseDatabase):
             if self._engine is not None:
                 self._engine.dispose()
             if self._reads is not None:
-                self._reads.dispose()
+                close_replicas(self._reads)
             self._engine, self._monitor, self._reads = None, None, None
 
     def _start_monitor(self, engine: Engine) -> None:
@@ -210,3 +210,11 @@ def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Sessio
             session.rollback()
             raise
         session.commit()
+
+
+def close_replicas(reads: Reads[Engine], *, close: bool = True) -> None:
+    """Close the replicas' connections (``close=False`` in a forked worker: drop them unclosed)."""
+    replicas = reads.detach()
+    for replica in replicas.replicas if replicas is not None else []:
+        replica.engine.dispose(close=close)
+        replica.probe.dispose(close=close)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Collection
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy
 import sqlalchemy.exc
@@ -27,9 +28,11 @@ from sqlalchemy.engine import Engine
 from atsboost.config.replicas import ReplicaSettings
 from atsboost.config.settings import Settings
 from atsboost.errors import first_line
-from atsboost.runtime.engine import create_engine, side_engine_args
+from atsboost.runtime.engine import side_engine_args
 
 logger = logging.getLogger(__name__)
+
+E = TypeVar("E")  # an Engine, or an AsyncEngine for atsboost.aio
 
 # Replay lag as the replica sees it: none when it has replayed all it received (an idle
 # primary sends nothing), else the age of the last transaction it replayed.
@@ -42,11 +45,11 @@ PROBE_TIMEOUT = text("SET LOCAL statement_timeout = '2s'")
 
 
 @dataclass
-class Replica:
-    """One replica: its engine, and what its last measurement said."""
+class Replica(Generic[E]):
+    """One replica: its engine (sync or async), and what its last measurement said."""
 
     name: str
-    engine: Engine
+    engine: E
     probe: Engine
     lag: float | None = None
     problem: str | None = "not measured yet"
@@ -74,28 +77,37 @@ class Replica:
         return f"{self.name}: replay lag {self.lag:.1f} s is over DATABASE_REPLICA_MAX_LAG={max_lag:g}"
 
 
-class ReplicaSet:
+class ReplicaSet(Generic[E]):
     """The replicas of one database, and the choice of one for a read-only transaction."""
 
-    def __init__(self, replicas: list[Replica], settings: ReplicaSettings) -> None:
+    def __init__(
+        self, replicas: list[Replica[E]], settings: ReplicaSettings, *, measure_inline: bool
+    ) -> None:
         self.replicas = replicas
         self._settings = settings
         self._measuring = threading.Lock()
         self._warned = False
+        self._measure_inline = measure_inline
 
     @classmethod
-    def build(cls, settings: Settings) -> ReplicaSet:
-        """Build a pool (and a one-connection probe) per replica of ``settings``."""
+    def build(
+        cls, settings: Settings, make_engine: Callable[[Settings], E], *, measure_inline: bool
+    ) -> ReplicaSet[E]:
+        """Build a pool (and a one-connection probe) per replica of ``settings``.
+
+        ``measure_inline=False`` (asyncio): ``choose`` does no I/O; the caller runs
+        ``measure_stale`` in a worker thread first.
+        """
         replicas = []
         for url in settings.replicas.urls:
             own = settings.for_replica(url)
-            engine = create_engine(own)
-            replicas.append(Replica(url.masked(), engine, _probe_engine(own, engine)))
-        return cls(replicas, settings.replicas)
+            replicas.append(Replica(url.masked(), make_engine(own), _probe_engine(own)))
+        return cls(replicas, settings.replicas, measure_inline=measure_inline)
 
-    def choose(self, exclude: Collection[Engine] = ()) -> Engine | None:
+    def choose(self, exclude: Collection[Any] = ()) -> E | None:
         """Return a usable replica's engine (at random among them), or None: read from the primary."""
-        self._measure_stale()
+        if self._measure_inline:
+            self.measure_stale()
         max_lag = self._settings.max_lag
         usable = [r for r in self.replicas if r.usable(max_lag) and r.engine not in exclude]
         if usable:
@@ -111,20 +123,15 @@ class ReplicaSet:
             )
         return None
 
-    def suspect(self, engine: Engine) -> None:
+    def suspect(self, engine: object) -> None:
         """Leave out the replica of ``engine`` (it failed a transaction) until it is measured again."""
         for replica in self.replicas:
             if replica.engine is engine:
                 replica.problem = "failed a transaction; measured again shortly"
                 replica.measured_at = time.monotonic()
 
-    def dispose(self, *, close: bool = True) -> None:
-        """Close (or, in a forked worker, drop unclosed) every replica's connections."""
-        for replica in self.replicas:
-            replica.engine.dispose(close=close)
-            replica.probe.dispose(close=close)
-
-    def _measure_stale(self) -> None:
+    def measure_stale(self) -> None:
+        """Measure the replicas whose reading is older than the check interval (one caller at a time)."""
         now = time.monotonic()
         stale = [r for r in self.replicas if now - r.measured_at >= self._settings.check_interval]
         if not stale:
@@ -141,16 +148,18 @@ class ReplicaSet:
             self._measuring.release()
 
 
-def _probe_engine(settings: Settings, engine: Engine) -> Engine:
+def _probe_engine(settings: Settings) -> Engine:
     """One kept connection per replica for its measurements, never taken from the readers' pool."""
+    assert settings.url is not None  # a replica always has its URL
+    url = settings.url.sqlalchemy()
     connect_timeout = max(1, min(settings.connect_timeout, 2))
-    args = side_engine_args(settings, engine.url, "replica-lag", connect_timeout=connect_timeout)
+    args = side_engine_args(settings, url, "replica-lag", connect_timeout=connect_timeout)
     return sqlalchemy.create_engine(
-        engine.url, pool_size=1, max_overflow=0, pool_timeout=2, connect_args=args, hide_parameters=True
+        url, pool_size=1, max_overflow=0, pool_timeout=2, connect_args=args, hide_parameters=True
     )
 
 
-class Reads:
+class Reads(Generic[E]):
     """Where one database's read-only transactions go: a replica, or the primary right after a write.
 
     Read-your-writes: once a write commits in a context (a thread, an asyncio task, a
@@ -158,9 +167,13 @@ class Reads:
     as Rails' automatic role switching does with its ``delay``.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, make_engine: Callable[[Settings], E], *, asynchronous: bool
+    ) -> None:
         self._settings = settings
-        self._replicas: ReplicaSet | None = None
+        self._make_engine = make_engine
+        self._asynchronous = asynchronous
+        self._replicas: ReplicaSet[E] | None = None
         self._lock = threading.Lock()
         self._last_write: ContextVar[float | None] = ContextVar(f"atsboost_wrote_{id(self)}", default=None)
 
@@ -170,12 +183,14 @@ class Reads:
         return bool(self._settings.replicas.urls)
 
     @property
-    def replicas(self) -> ReplicaSet:
+    def replicas(self) -> ReplicaSet[E]:
         """The replica set, built on first use."""
         if self._replicas is None:
             with self._lock:
                 if self._replicas is None:
-                    self._replicas = ReplicaSet.build(self._settings)
+                    self._replicas = ReplicaSet.build(
+                        self._settings, self._make_engine, measure_inline=not self._asynchronous
+                    )
         return self._replicas
 
     def wrote(self) -> None:
@@ -183,19 +198,25 @@ class Reads:
         if self.enabled:
             self._last_write.set(time.monotonic())
 
-    def router(self, primary: Engine) -> Callable[[], Engine]:
+    def sticky(self) -> bool:
+        """Tell whether reads stay on the primary: no replicas, or a write here under the sticky time ago."""
+        last_write = self._last_write.get()
+        recent = (
+            last_write is not None and time.monotonic() - last_write < self._settings.replicas.sticky_seconds
+        )
+        return not self.enabled or recent
+
+    def router(self, primary: E) -> Callable[[], E]:
         """Return the engine chooser of one read-only transaction: asked once per attempt.
 
         A replica first; after a failed attempt, another replica (the failed one is left
         out until measured again); the primary when none is usable, or just after a write.
         """
-        last_write = self._last_write.get()
-        sticky = self._settings.replicas.sticky_seconds
-        if not self.enabled or (last_write is not None and time.monotonic() - last_write < sticky):
+        if self.sticky():
             return lambda: primary
-        replicas, tried = self.replicas, list[Engine]()
+        replicas, tried = self.replicas, list[E]()
 
-        def route() -> Engine:
+        def route() -> E:
             if tried:
                 replicas.suspect(tried[-1])
             chosen = replicas.choose(exclude=tried)
@@ -206,9 +227,8 @@ class Reads:
 
         return route
 
-    def dispose(self, *, close: bool = True) -> None:
-        """Close (or, in a forked worker, drop unclosed) the replicas' connections; rebuilt on next use."""
+    def detach(self) -> ReplicaSet[E] | None:
+        """Forget the replica set (rebuilt on next use) and return it, for its owner to close."""
         with self._lock:
             replicas, self._replicas = self._replicas, None
-        if replicas is not None:
-            replicas.dispose(close=close)
+        return replicas

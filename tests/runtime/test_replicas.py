@@ -1,5 +1,6 @@
 """Read replicas on a real streaming standby: where reads land, lag, read-your-writes, a standby lost."""
 
+import asyncio
 import logging
 import threading
 import time
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from atsboost.config.settings import load_settings
+from atsboost.runtime.async_database import AsyncDatabase
 from atsboost.runtime.database import Database
 from tests.conftest import wait_until
 from tests.replication import connect
@@ -155,3 +157,30 @@ def test_a_read_the_standby_cancels_is_retried_on_another_node(replica_db):
 
     assert db.run_transaction(read, read_only=True, max_seconds=3) == 1
     assert places == [True, False]  # the standby, then the primary: not the standby again
+
+
+def test_the_async_runtime_routes_alike(replicated, replica_db):
+    settings = replica_db(DATABASE_REPLICA_STICKY_SECONDS="5").settings
+
+    async def main() -> list[bool]:
+        db = AsyncDatabase(settings)
+        try:
+
+            async def where(session) -> bool:
+                return bool((await session.execute(IN_RECOVERY)).scalar_one())
+
+            async def write(session) -> bool:
+                await session.execute(text("INSERT INTO notes (body) VALUES ('async')"))
+                return await where(session)
+
+            before = await db.run_transaction(where, read_only=True)
+            async with db.session_scope(read_only=True) as session:
+                scoped = await where(session)
+            wrote = await db.run_transaction(write)
+            after = await db.run_transaction(where, read_only=True)  # this task just wrote: the primary
+            child = await asyncio.create_task(db.run_transaction(where, read_only=True))  # inherits it
+            return [before, scoped, wrote, after, child]
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(main()) == [True, True, False, False, False]
