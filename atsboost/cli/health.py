@@ -25,6 +25,8 @@ _LIMITS = {
     "critical_idle_transaction": ("idle_in_transaction_critical", 1, "Seconds idle in a transaction."),
     "warning_cache_hit": ("cache_hit_warning", 100, "Percent; lower is worse."),
     "critical_cache_hit": ("cache_hit_critical", 100, "Percent; lower is worse."),
+    "warning_replication_lag": ("replication_lag_warning", 1, "Seconds of replay lag."),
+    "critical_replication_lag": ("replication_lag_critical", 1, "Seconds of replay lag."),
 }
 
 

@@ -30,6 +30,9 @@ class Thresholds:
     xid_age_critical: int = 1_400_000_000
     sequence_warning: float = 0.85
     sequence_critical: float = 0.95
+    replication_lag_warning: float = 30.0
+    replication_lag_critical: float = 300.0
+    slot_retained_critical: int = 10 * 2**30  # an inactive slot is a WARNING; keeping this much is CRITICAL
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,32 @@ def evaluate(report: HealthReport, limits: Thresholds) -> list[Check]:
             f"fullest sequence {used:.0%} used",
         )
     )
-    return checks
+    return checks + _replication(report, limits)
+
+
+def _replication(report: HealthReport, limits: Thresholds) -> list[Check]:
+    """Judge replication lag (either side) and slots that keep WAL while nothing reads them."""
+    replication = report.replication
+    if replication is None:
+        return []
+    found = []
+    lags = [s["replay_lag_seconds"] or 0.0 for s in replication["standbys"]]
+    if replication["replay_lag_seconds"] is not None:
+        lags.append(replication["replay_lag_seconds"])
+    if lags:
+        worst = max(lags)
+        warning, critical = limits.replication_lag_warning, limits.replication_lag_critical
+        found.append(_rising("replication lag", worst, warning, critical, f"replay lag {worst:.1f} s"))
+    for slot in replication["slots"]:
+        if not slot["active"]:
+            retained = slot["retained_bytes"] or 0
+            message = (
+                f"{slot['slot_name']} is inactive and keeps {retained / 2**20:,.0f} MiB of WAL; "
+                "start its consumer, or drop it with pg_drop_replication_slot"
+            )
+            name = f"replication slot {slot['slot_name']}"
+            found.append(_rising(name, retained, 0, limits.slot_retained_critical, message))
+    return found
 
 
 def overall(checks: list[Check]) -> str:

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from atsboost.errors import first_line
+from atsboost.health import replication
 from atsboost.health import sql as q
 from atsboost.health.model import ConnectionInfo, HealthReport, Usage
 
@@ -137,6 +138,7 @@ def _collect(rows: Rows, result: HealthReport, long_seconds: float, unused: int)
     result.cache_hit_ratio = _section("cache", notes, lambda: value(q.CACHE_HIT))
     result.xid_age = _section("wraparound", notes, lambda: value(q.XID_AGE))
     result.sequences = _section("sequences", notes, lambda: rows(q.SEQUENCES)) or []
+    result.replication = _section("replication", notes, lambda: replication.collect(rows))
     installed = _section("slow queries", notes, lambda: value(q.HAS_STATEMENTS))
     if installed:
         result.statements = _section("slow queries", notes, lambda: rows(q.STATEMENTS))

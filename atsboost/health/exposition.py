@@ -11,6 +11,7 @@ could not read is left out, never written as zero.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from atsboost.health.checks import EXIT_CODES, Check, overall
@@ -44,6 +45,7 @@ class _ReportCollector(Collector):
         yield from _database(report)
         yield from _connections(report)
         yield from _activity(report)
+        yield from _replication(report.replication)
         yield from _verdicts(self.checks)
         yield _single("atsboost_health_report_seconds", "Time the report took.", report.seconds)
 
@@ -107,6 +109,39 @@ def _activity(report: HealthReport) -> Iterator[Metric]:
     yield _single("atsboost_health_longest_query_seconds", "The longest of them (0: none).", longest)
     blocked = len({row["blocked_pid"] for row in report.blocking})
     yield _single("atsboost_health_blocked_sessions", "Sessions waiting for another's lock.", blocked)
+
+
+def _replication(replication: dict[str, Any] | None) -> Iterator[Metric]:
+    """Replication, named as postgres_exporter names it where it has a name."""
+    if replication is None:
+        return
+    standby = replication["role"] == "standby"
+    yield _single("pg_replication_is_replica", "1 on a standby, 0 on a primary.", 1 if standby else 0)
+    if standby:
+        lag = replication["replay_lag_seconds"]
+        yield _single("pg_replication_lag_seconds", "Replay lag of this standby.", lag)
+        return
+    labels = ["application_name", "client_addr"]
+    behind = GaugeMetricFamily(
+        "pg_stat_replication_pg_wal_lsn_diff", "WAL a standby has yet to replay, in bytes.", labels=labels
+    )
+    lag = GaugeMetricFamily(
+        "atsboost_health_standby_replay_lag_seconds", "A standby's replay lag.", labels=labels
+    )
+    for row in replication["standbys"]:
+        key = [row["application_name"] or "", row["client_addr"] or "local"]
+        behind.add_metric(key, row["replay_behind_bytes"] or 0)
+        lag.add_metric(key, row["replay_lag_seconds"] or 0.0)
+    retained = GaugeMetricFamily(
+        "pg_replication_slots_pg_wal_lsn_diff", "WAL a slot keeps, in bytes.", labels=["slot_name"]
+    )
+    active = GaugeMetricFamily(
+        "pg_replication_slots_active", "1 if a consumer reads the slot.", labels=["slot_name"]
+    )
+    for slot in replication["slots"]:
+        retained.add_metric([slot["slot_name"]], slot["retained_bytes"] or 0)
+        active.add_metric([slot["slot_name"]], 1 if slot["active"] else 0)
+    yield from (behind, lag, retained, active)
 
 
 def _verdicts(checks: list[Check]) -> Iterator[Metric]:

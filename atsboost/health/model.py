@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -63,6 +63,7 @@ class HealthReport:
     xid_age: int | None = None
     sequences: list[dict[str, Any]] = field(default_factory=list)
     statements: list[dict[str, Any]] | None = None
+    replication: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

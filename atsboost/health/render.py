@@ -23,6 +23,7 @@ def render(report: HealthReport, checks: list[Check], *, long_query_seconds: flo
         _indexes(report),
         _maintenance(report),
         _statements(report),
+        _replication(report),
     ]
     if report.notes:
         parts.append("NOTES\n" + "\n".join(f"  {note}" for note in report.notes))
@@ -183,3 +184,32 @@ def _when(value: Any) -> str:
 
 def _one_line(query: str | None) -> str:
     return " ".join((query or "").split())[:80]
+
+
+def _replication(r: HealthReport) -> str:
+    replication = r.replication
+    if replication is None:
+        return ""
+    if replication["role"] == "standby":
+        receiver = replication["receiver"] or "no WAL receiver"
+        return f"REPLICATION      standby, replay lag {replication['replay_lag_seconds']:.1f} s ({receiver})"
+    standbys = [
+        [
+            s["application_name"] or "",
+            s["client_addr"] or "local",
+            f"{s['state']} ({s['sync_state']})",
+            f"{s['replay_lag_seconds'] or 0.0:.1f} s",
+            _bytes(s["replay_behind_bytes"]),
+        ]
+        for s in replication["standbys"]
+    ]
+    slots = [
+        [s["slot_name"], s["slot_type"], "active" if s["active"] else "INACTIVE", _bytes(s["retained_bytes"])]
+        for s in replication["slots"]
+    ]
+    parts = [f"REPLICATION      primary, {len(standbys)} standby(s), {len(slots)} slot(s)"]
+    if standbys:
+        parts.append(_table(["standby", "from", "state", "replay lag", "behind"], standbys))
+    if slots:
+        parts.append(_table(["slot", "type", "", "WAL kept"], slots))
+    return "\n".join(parts)

@@ -35,11 +35,12 @@ logger = logging.getLogger(__name__)
 E = TypeVar("E")  # an Engine, or an AsyncEngine for atsboost.aio
 
 # Replay lag as the replica sees it: none when it has replayed all it received (an idle
-# primary sends nothing), else the age of the last transaction it replayed.
+# primary sends nothing), else the age of the last transaction it replayed, or, when it
+# has replayed none since it started, the time since it started.
 LAG = text(
     "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery()"
-    " OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
-    " ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END"
+    " OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 ELSE EXTRACT(EPOCH FROM"
+    " now() - COALESCE(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())) END"
 )
 PROBE_TIMEOUT = text("SET LOCAL statement_timeout = '2s'")
 

@@ -172,7 +172,7 @@ def test_json_output_validates_against_the_documented_schema(invoke, environ):
 
 def test_the_schema_rejects_what_it_should():
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"schema_version": 1}, SCHEMA)
+        jsonschema.validate({"schema_version": 2}, SCHEMA)
 
 
 def test_check_exit_codes_follow_the_thresholds(invoke, environ, make_engine):
