@@ -132,6 +132,7 @@ def _split(raw: str, variable: str) -> ConnectionURL:
     if not separator or not scheme or not all(c.isalnum() or c in "+_" for c in scheme):
         raise ConfigurationError(f"{variable} could not be parsed as a URL; {_EXPECTED}")
     user, password, rest = _userinfo(rest, variable)
+    rest, hosts = _host_list(rest, variable)
     try:
         parts = urlsplit(f"{scheme}://{rest}")
     except ValueError:  # an unbalanced [ of an IPv6 address
@@ -141,7 +142,7 @@ def _split(raw: str, variable: str) -> ConnectionURL:
     except ValueError:
         raise ConfigurationError(f"{variable} has a port that is not a number; {_EXPECTED}") from None
     query: dict[str, QueryValue] = {}
-    for key, value in parse_qsl(parts.query):
+    for key, value in [*(("host", host) for host in hosts), *parse_qsl(parts.query)]:
         query[key] = (*_values(query[key]), value) if key in query else value
     return ConnectionURL(
         username=unquote(user) if user is not None else None,
@@ -152,6 +153,25 @@ def _split(raw: str, variable: str) -> ConnectionURL:
         query=query,
         drivername=scheme,
     )
+
+
+def _host_list(rest: str, variable: str) -> tuple[str, list[str]]:
+    """Take libpq's host list (``a:5432,b:5433``) out of the authority, as SQLAlchemy's ``?host=`` form.
+
+    SQLAlchemy's psycopg dialect joins repeated ``host`` parameters into libpq's
+    multi-host connection string; with ``target_session_attrs=read-write`` libpq
+    finds the primary among them, as after a failover.
+    """
+    authority = _AUTHORITY_END.split(rest, maxsplit=1)[0]
+    if "," not in authority or ":" not in authority:  # h1,h2 without ports: SQLAlchemy passes it on
+        return rest, []
+    hosts = [host.strip() for host in authority.split(",")]
+    if not all(hosts) or "host=" in rest[len(authority) :]:
+        raise ConfigurationError(
+            f"{variable} has a host list with an empty entry, or hosts both before the path and in "
+            "?host=; list them once, as HOST1:5432,HOST2:5432"
+        )
+    return rest[len(authority) :], hosts
 
 
 def _userinfo(rest: str, variable: str) -> tuple[str | None, str | None, str]:

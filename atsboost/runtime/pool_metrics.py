@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 def pool_name(url: URL, *, asynchronous: bool = False) -> str:
     """Name a pool's figures: the database and where it is, never who connects."""
-    where = url.host or str(url.query.get("host", "local"))
+    hosts = url.query.get("host", "local")  # ?host=a:5432&host=b:5432: libpq's host list
+    where = url.host or (",".join(hosts) if isinstance(hosts, tuple) else str(hosts))
     port = f":{url.port}" if url.port else ""
     return f"{url.database}@{where}{port}" + (" (async)" if asynchronous else "")
 

@@ -46,6 +46,16 @@ def test_libpq_parameters_are_the_dialects() -> None:
         assert parsed.libpq() == expected
 
 
+def test_a_host_list_with_ports_becomes_sqlalchemys_host_parameters() -> None:
+    parsed = parse_database_url("postgresql://app:pw@h1:5432,h2:5433/db?target_session_attrs=read-write", "X")
+    expected = make_url(
+        "postgresql+psycopg://app:pw@/db?host=h1:5432&host=h2:5433&target_session_attrs=read-write"
+    )
+    assert parsed.url.sqlalchemy() == expected
+    with pytest.raises(ConfigurationError, match="host list"):
+        parse_database_url("postgresql://app@h1:5432,/db", "X")
+
+
 def test_an_at_sign_in_a_query_value_is_not_a_password() -> None:
     url = parse_database_url("postgresql://h:5432/db?application_name=a@b", "DATABASE_URL").url
     assert (url.host, url.port, url.database, url.password) == ("h", 5432, "db", None)
