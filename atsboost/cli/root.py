@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from atsboost.cli.base import Group, Invocation, configure_logging, json_option, pass_invocation
+
+if TYPE_CHECKING:
+    from atsboost.config.settings import Settings
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +54,24 @@ def config(invocation: Invocation, *, as_json: bool, connect: bool) -> None:
             described["server"] = vars(server_info(engine))
         finally:
             engine.dispose()
+        if settings.replicas.urls:
+            described["replicas"]["nodes"] = _replica_nodes(settings)
     click.echo(json.dumps(described, indent=2) if as_json else render.render(described))
+
+
+def _replica_nodes(settings: Settings) -> list[dict[str, object]]:
+    """Measure each replica once: its role and replay lag, or why it cannot be reached."""
+    from atsboost.runtime.database import close_replicas
+    from atsboost.runtime.engine import create_engine
+    from atsboost.runtime.replicas import ReplicaSet
+
+    replicas = ReplicaSet.build(settings, create_engine, measure_inline=True)
+    try:
+        for replica in replicas.replicas:
+            replica.measure()
+        return [replica.describe() for replica in replicas.replicas]
+    finally:
+        close_replicas(replicas)
 
 
 @cli.group("dev-db")

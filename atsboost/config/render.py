@@ -84,11 +84,15 @@ def _replicas(replicas: dict[str, Any]) -> str:
     """Say where read-only transactions go, and when a replica is not used."""
     if not replicas["urls"]:
         return "none (DATABASE_REPLICA_URLS): every transaction goes to the primary"
-    return (
+    text = (
         f"{', '.join(replicas['urls'])}; read-only transactions, unless replay lags over "
         f"{replicas['max_lag_seconds']:g} s or a write in the same context is under "
         f"{replicas['sticky_seconds']:g} s old"
     )
+    for node in replicas.get("nodes", []):
+        state = node["problem"] or f"{node['role']}, replay lag {node['replay_lag_seconds']:.1f} s"
+        text += f"\n{'':<18} {node['url']}: {state}"
+    return text
 
 
 def _arithmetic(d: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from atsboost.config.settings import Settings, get_settings
 from atsboost.runtime import database_wait, retry
 from atsboost.runtime.engine import create_engine
 from atsboost.runtime.monitor import HealthMonitor
-from atsboost.runtime.replicas import Reads
+from atsboost.runtime.replicas import Reads, ReplicaSet
 from atsboost.runtime.retry import connection_options
 from atsboost.runtime.shutdown import ShutdownReport, install_signal_handlers, shutdown_engine
 
@@ -156,14 +156,14 @@ class Database(BaseDatabase):
             engine, timeout=timeout, monitor=monitor, owner_pid=self._owner_pid, at_exit=at_exit
         )
         if reads is not None:  # reads still running finished while the primary drained
-            close_replicas(reads)
+            close_replicas(reads.detach())
         return report
 
     def after_fork(self) -> None:
         """In a forked worker: drop the parent's connections unclosed; restart a monitor that ran."""
         with self._lock:
             if self._reads is not None:
-                close_replicas(self._reads, close=False)
+                close_replicas(self._reads.detach(), close=False)
             if self._engine is None:
                 return
             self._engine.dispose(close=False)
@@ -179,7 +179,7 @@ class Database(BaseDatabase):
             if self._engine is not None:
                 self._engine.dispose()
             if self._reads is not None:
-                close_replicas(self._reads)
+                close_replicas(self._reads.detach())
             self._engine, self._monitor, self._reads = None, None, None
 
     def _start_monitor(self, engine: Engine) -> None:
@@ -212,9 +212,8 @@ def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Sessio
         session.commit()
 
 
-def close_replicas(reads: Reads[Engine], *, close: bool = True) -> None:
+def close_replicas(replicas: ReplicaSet[Engine] | None, *, close: bool = True) -> None:
     """Close the replicas' connections (``close=False`` in a forked worker: drop them unclosed)."""
-    replicas = reads.detach()
     for replica in replicas.replicas if replicas is not None else []:
         replica.engine.dispose(close=close)
         replica.probe.dispose(close=close)

@@ -53,6 +53,7 @@ class Replica(Generic[E]):
     engine: E
     probe: Engine
     lag: float | None = None
+    in_recovery: bool | None = None
     problem: str | None = "not measured yet"
     measured_at: float = field(default=float("-inf"))
 
@@ -66,10 +67,15 @@ class Replica(Generic[E]):
             with self.probe.connect() as conn:
                 conn.execute(PROBE_TIMEOUT)
                 in_recovery, lag = conn.execute(LAG).one()
-            self.lag, self.problem = float(lag), None
+            self.lag, self.in_recovery, self.problem = float(lag), bool(in_recovery), None
         except (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError) as exc:
             self.lag, self.problem = None, f"unreachable ({first_line(exc)})"
         self.measured_at = time.monotonic()
+
+    def describe(self) -> dict[str, object]:
+        """Return what the last measurement said: role, replay lag, or the problem reaching it."""
+        role = None if self.problem else "standby" if self.in_recovery else "primary"
+        return {"url": self.name, "role": role, "replay_lag_seconds": self.lag, "problem": self.problem}
 
     def why_not(self, max_lag: float) -> str:
         """Say why this replica is not used."""

@@ -1,5 +1,6 @@
 """Failover through libpq's multi-host URL: the primary stops, the standby is promoted, writes go on."""
 
+import functools
 import threading
 import time
 import uuid
@@ -30,14 +31,14 @@ def test_a_write_load_survives_promotion_with_every_acknowledged_row_once(replic
     errors: list[BaseException] = []
     stop = threading.Event()
 
+    def insert(session, token):
+        session.execute(text("INSERT INTO orders (token) VALUES (:t)"), {"t": token})
+
     def write_loop() -> None:
         while not stop.is_set():
             token = uuid.uuid4().hex
             try:
-                db.run_transaction(
-                    lambda s, t=token: s.execute(text("INSERT INTO orders (token) VALUES (:t)"), {"t": t}),
-                    max_seconds=30,
-                )
+                db.run_transaction(functools.partial(insert, token=token), max_seconds=30)
                 acknowledged.append(token)
             except TransactionOutcomeUnknownError:
                 unknown.append(token)  # the connection broke at COMMIT: said so, never retried blindly
@@ -66,7 +67,9 @@ def test_a_write_load_survives_promotion_with_every_acknowledged_row_once(replic
     with connect(standby) as conn:  # the new primary
         assert conn.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
         assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
-        counts = dict(conn.execute("SELECT token, count(*) FROM orders GROUP BY token").fetchall())
+        counts: dict[str, int] = dict(
+            conn.execute("SELECT token, count(*) FROM orders GROUP BY token").fetchall()
+        )
     assert all(counts.get(token) == 1 for token in acknowledged), "an acknowledged row is lost or doubled"
     assert all(counts.get(token, 0) <= 1 for token in unknown)
     assert set(counts) <= set(acknowledged) | set(unknown)

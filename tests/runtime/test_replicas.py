@@ -1,6 +1,7 @@
 """Read replicas on a real streaming standby: where reads land, lag, read-your-writes, a standby lost."""
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -184,3 +185,22 @@ def test_the_async_runtime_routes_alike(replicated, replica_db):
             await db.dispose()
 
     assert asyncio.run(main()) == [True, True, False, False, False]
+
+
+def test_config_connect_lists_each_replica_with_its_role_and_lag(replicated, invoke):
+    standby = replicated.standby.url.render_as_string(hide_password=False)
+    env = {
+        "ATSBOOST_ENV": "testing",
+        "DATABASE_URL": replicated.primary.url.render_as_string(hide_password=False),
+        "DATABASE_REPLICA_URLS": f"{standby},postgresql://postgres@127.0.0.1:1/postgres",
+    }
+    described = json.loads(invoke("config", "--connect", "--json", env=env).stdout)
+    standby_node, dead_node = described["replicas"]["nodes"]
+    assert (standby_node["role"], standby_node["replay_lag_seconds"], standby_node["problem"]) == (
+        "standby",
+        0.0,
+        None,
+    )
+    assert dead_node["role"] is None and dead_node["problem"].startswith("unreachable")
+    shown = invoke("config", "--connect", env=env).stdout
+    assert f"127.0.0.1:{replicated.standby.url.port}/postgres: standby, replay lag 0.0 s" in shown
