@@ -234,3 +234,21 @@ def test_json_logs_from_the_wheel(app_shell):
         "055d037ec299",
         "7c1f9a2b4d10",
     ]
+
+
+READ_ON_A_REPLICA = """
+from sqlalchemy import text
+from atsboost import db
+
+recovery = text("SELECT pg_is_in_recovery()")
+print(db.run_transaction(lambda s: s.execute(recovery).scalar_one(), read_only=True))
+"""
+
+
+def test_read_replicas_from_the_wheel(app_shell, environ):
+    # The test database stands in as its own replica: a primary answers the lag query with no lag.
+    replica = {"DATABASE_REPLICA_URLS": environ["DATABASE_URL"]}
+    read = app_shell("python", "-c", READ_ON_A_REPLICA, **replica)
+    assert read.returncode == 0 and read.stdout.strip() == "False", read.stderr
+    shown = app_shell("atsboost-db", "config", "--connect", **replica)
+    assert shown.returncode == 0 and "primary, replay lag 0.0 s" in shown.stdout, shown.stderr

@@ -2,10 +2,12 @@
 
 import json
 import time
+from typing import Any
 
 import jsonschema
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import wait_until
 from tests.health.test_collect import SCHEMA
 from tests.replication import SLOT, connect
 
@@ -24,10 +26,19 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_the_primary_lists_its_standby_and_slot_and_the_standby_its_lag(replicated, invoke):
     assert replicated.replayed()
-    on_primary = invoke("health", "--json", env=environ_of(replicated.primary.url))
-    report = json.loads(on_primary.stdout)
-    jsonschema.validate(report, SCHEMA)
-    replication = report["replication"]
+
+    def primary_report() -> dict[str, Any]:
+        report: dict[str, Any] = json.loads(
+            invoke("health", "--json", env=environ_of(replicated.primary.url)).stdout
+        )
+        jsonschema.validate(report, SCHEMA)
+        return report
+
+    # A new standby reports its replay position within wal_receiver_status_interval; until then, null.
+    assert wait_until(
+        lambda: primary_report()["replication"]["standbys"][0]["replay_behind_bytes"] is not None, 15
+    )
+    replication = primary_report()["replication"]
     [standby] = replication["standbys"]
     assert replication["role"] == "primary" and standby["state"] == "streaming"
     assert standby["client_addr"] == "127.0.0.1" and 0 <= standby["replay_behind_bytes"] < 2**24
