@@ -35,6 +35,30 @@ except ImportError as missing:
 from atsboost import metrics
 from atsboost.metrics.registry import Registry
 
+# Every metric atsboost exports: name -> (help text, labels). The collector and the
+# multi-process mirror (prometheus_multiprocess) both build theirs from here.
+METRICS: dict[str, tuple[str, list[str]]] = {
+    "atsboost_pool_connections": ("Pooled connections by state.", ["pool", "state"]),
+    "atsboost_pool_max_connections": ("Pool size plus overflow.", ["pool"]),
+    "atsboost_pool_waiting": ("Checkouts waiting for a connection now.", ["pool"]),
+    "atsboost_pool_wait_seconds": ("Time a checkout waited for a connection.", ["pool"]),
+    "atsboost_pool_timeouts": ("Checkouts that gave up after the pool timeout.", ["pool"]),
+    "atsboost_pool_connections_opened": ("Server connections opened.", ["pool"]),
+    "atsboost_pool_connections_closed": ("Connections closed by the pool, by reason.", ["pool", "reason"]),
+    "atsboost_pool_validations": ("Idle connections pinged before use.", ["pool"]),
+    "atsboost_pool_leaks": ("Connections reported held past the leak threshold.", ["pool"]),
+    "atsboost_transactions": ("run_transaction calls finished, by outcome.", ["pool", "outcome"]),
+    "atsboost_transaction_retries": (
+        "Attempts retried, by the SQLSTATE that failed them.",
+        ["pool", "sqlstate"],
+    ),
+    "atsboost_health_status": ("1 for the health monitor's current state.", ["pool", "status"]),
+    "atsboost_health_consecutive_failures": ("Health checks failed in a row.", ["pool"]),
+    "atsboost_migrations_applied": ("Revisions applied by this process.", []),
+    "atsboost_migration_duration_seconds": ("Time to apply one revision.", []),
+    "atsboost_migration_lock_wait_seconds": ("Time spent waiting for the migration lock.", []),
+}
+
 
 def register(
     registry: CollectorRegistry = REGISTRY, *, multiprocess: bool | None = None, interval: float = 1.0
@@ -79,15 +103,18 @@ class AtsboostCollector(Collector):
         yield from _migration_families(snapshot["migrations"])
 
 
-def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
+def _gauge(name: str) -> GaugeMetricFamily:
+    documentation, labels = METRICS[name]
     return GaugeMetricFamily(name, documentation, labels=labels)
 
 
-def _counter(name: str, documentation: str, labels: list[str]) -> CounterMetricFamily:
+def _counter(name: str) -> CounterMetricFamily:
+    documentation, labels = METRICS[name]
     return CounterMetricFamily(name, documentation, labels=labels)
 
 
-def _histogram(name: str, documentation: str, labels: list[str]) -> HistogramMetricFamily:
+def _histogram(name: str) -> HistogramMetricFamily:
+    documentation, labels = METRICS[name]
     return HistogramMetricFamily(name, documentation, labels=labels)
 
 
@@ -96,17 +123,15 @@ def _add_histogram(family: HistogramMetricFamily, labels: list[str], figures: di
 
 
 def _pool_families(pools: dict[str, dict[str, Any]]) -> Iterator[Metric]:
-    connections = _gauge("atsboost_pool_connections", "Pooled connections by state.", ["pool", "state"])
-    limits = _gauge("atsboost_pool_max_connections", "Pool size plus overflow.", ["pool"])
-    waiting = _gauge("atsboost_pool_waiting", "Checkouts waiting for a connection now.", ["pool"])
-    wait = _histogram("atsboost_pool_wait_seconds", "Time a checkout waited for a connection.", ["pool"])
-    timeouts = _counter("atsboost_pool_timeouts", "Checkouts that gave up after the pool timeout.", ["pool"])
-    opened = _counter("atsboost_pool_connections_opened", "Server connections opened.", ["pool"])
-    closed = _counter(
-        "atsboost_pool_connections_closed", "Connections closed by the pool, by reason.", ["pool", "reason"]
-    )
-    validations = _counter("atsboost_pool_validations", "Idle connections pinged before use.", ["pool"])
-    leaks = _counter("atsboost_pool_leaks", "Connections reported held past the leak threshold.", ["pool"])
+    connections = _gauge("atsboost_pool_connections")
+    limits = _gauge("atsboost_pool_max_connections")
+    waiting = _gauge("atsboost_pool_waiting")
+    wait = _histogram("atsboost_pool_wait_seconds")
+    timeouts = _counter("atsboost_pool_timeouts")
+    opened = _counter("atsboost_pool_connections_opened")
+    closed = _counter("atsboost_pool_connections_closed")
+    validations = _counter("atsboost_pool_validations")
+    leaks = _counter("atsboost_pool_leaks")
     for name, pool in pools.items():
         for state in ("checked_out", "idle"):
             connections.add_metric([name, state], pool.get(state, 0))
@@ -123,16 +148,10 @@ def _pool_families(pools: dict[str, dict[str, Any]]) -> Iterator[Metric]:
 
 
 def _transaction_families(pools: dict[str, dict[str, Any]]) -> Iterator[Metric]:
-    done = _counter(
-        "atsboost_transactions", "run_transaction calls finished, by outcome.", ["pool", "outcome"]
-    )
-    retries = _counter(
-        "atsboost_transaction_retries",
-        "Attempts retried, by the SQLSTATE that failed them.",
-        ["pool", "sqlstate"],
-    )
-    status = _gauge("atsboost_health_status", "1 for the health monitor's current state.", ["pool", "status"])
-    failures = _gauge("atsboost_health_consecutive_failures", "Health checks failed in a row.", ["pool"])
+    done = _counter("atsboost_transactions")
+    retries = _counter("atsboost_transaction_retries")
+    status = _gauge("atsboost_health_status")
+    failures = _gauge("atsboost_health_consecutive_failures")
     for name, pool in pools.items():
         transactions = pool["transactions"]
         for outcome in ("committed", "failed", "outcome_unknown"):
@@ -148,13 +167,10 @@ def _transaction_families(pools: dict[str, dict[str, Any]]) -> Iterator[Metric]:
 
 
 def _migration_families(figures: dict[str, Any]) -> Iterator[Metric]:
-    applied = CounterMetricFamily(
-        "atsboost_migrations_applied", "Revisions applied by this process.", value=figures["applied"]
-    )
-    duration = _histogram("atsboost_migration_duration_seconds", "Time to apply one revision.", [])
+    applied = _counter("atsboost_migrations_applied")
+    applied.add_metric([], figures["applied"])
+    duration = _histogram("atsboost_migration_duration_seconds")
     _add_histogram(duration, [], figures["duration_seconds"])
-    lock_wait = _histogram(
-        "atsboost_migration_lock_wait_seconds", "Time spent waiting for the migration lock.", []
-    )
+    lock_wait = _histogram("atsboost_migration_lock_wait_seconds")
     _add_histogram(lock_wait, [], figures["lock_wait_seconds"])
     yield from (applied, duration, lock_wait)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from prometheus_client import Counter, Gauge, Histogram
 
 from atsboost.metrics.histogram import SECONDS
+from atsboost.metrics.prometheus import METRICS
 from atsboost.metrics.registry import Registry
 
 _STATUSES = ("healthy", "degraded", "down", "unknown")
@@ -122,64 +123,46 @@ def _forked(ref: weakref.ReferenceType[Mirror]) -> None:
 
 
 def _counters() -> dict[str, tuple[Counter, list[str]]]:
-    def counter(name: str, documentation: str, *labels: str) -> tuple[Counter, list[str]]:
-        return Counter(name, documentation, list(labels), registry=None), list(labels)
+    def counter(name: str) -> tuple[Counter, list[str]]:
+        documentation, labels = METRICS[name]
+        return Counter(name, documentation, labels, registry=None), labels
 
-    closed = counter(
-        "atsboost_pool_connections_closed", "Connections closed by the pool, by reason.", "pool", "reason"
-    )
+    closed = counter("atsboost_pool_connections_closed")
     return {
-        "timeouts": counter(
-            "atsboost_pool_timeouts", "Checkouts that gave up after the pool timeout.", "pool"
-        ),
-        "opened": counter("atsboost_pool_connections_opened", "Server connections opened.", "pool"),
+        "timeouts": counter("atsboost_pool_timeouts"),
+        "opened": counter("atsboost_pool_connections_opened"),
         "closed": closed,
         "invalidated": closed,
-        "validations": counter("atsboost_pool_validations", "Idle connections pinged before use.", "pool"),
-        "leaks": counter("atsboost_pool_leaks", "Connections reported held past the leak threshold.", "pool"),
-        "transactions": counter(
-            "atsboost_transactions", "run_transaction calls finished, by outcome.", "pool", "outcome"
-        ),
-        "retries": counter(
-            "atsboost_transaction_retries",
-            "Attempts retried, by the SQLSTATE that failed them.",
-            "pool",
-            "sqlstate",
-        ),
-        "migrations_applied": counter("atsboost_migrations_applied", "Revisions applied by this process."),
+        "validations": counter("atsboost_pool_validations"),
+        "leaks": counter("atsboost_pool_leaks"),
+        "transactions": counter("atsboost_transactions"),
+        "retries": counter("atsboost_transaction_retries"),
+        "migrations_applied": counter("atsboost_migrations_applied"),
     }
 
 
 def _histograms() -> dict[str, Histogram]:
-    def histogram(name: str, documentation: str, *labels: str) -> Histogram:
-        return Histogram(name, documentation, list(labels), buckets=SECONDS, registry=None)
+    def histogram(name: str) -> Histogram:
+        documentation, labels = METRICS[name]
+        return Histogram(name, documentation, labels, buckets=SECONDS, registry=None)
 
     return {
-        "wait_seconds": histogram(
-            "atsboost_pool_wait_seconds", "Time a checkout waited for a connection.", "pool"
-        ),
-        "migration_duration_seconds": histogram(
-            "atsboost_migration_duration_seconds", "Time to apply one revision."
-        ),
-        "migration_lock_wait_seconds": histogram(
-            "atsboost_migration_lock_wait_seconds", "Time spent waiting for the migration lock."
-        ),
+        "wait_seconds": histogram("atsboost_pool_wait_seconds"),
+        "migration_duration_seconds": histogram("atsboost_migration_duration_seconds"),
+        "migration_lock_wait_seconds": histogram("atsboost_migration_lock_wait_seconds"),
     }
 
 
 def _gauges() -> tuple[Gauge, Gauge, Gauge, Gauge, Gauge]:
-    def gauge(name: str, documentation: str, labels: list[str], mode: Literal["livesum", "livemax"]) -> Gauge:
+    # Connections and waits add up over live workers; the monitor's state is the worst any sees.
+    def gauge(name: str, mode: Literal["livesum", "livemax"]) -> Gauge:
+        documentation, labels = METRICS[name]
         return Gauge(name, documentation, labels, registry=None, multiprocess_mode=mode)
 
     return (
-        gauge("atsboost_pool_connections", "Pooled connections by state.", ["pool", "state"], "livesum"),
-        gauge("atsboost_pool_max_connections", "Pool size plus overflow.", ["pool"], "livesum"),
-        gauge("atsboost_pool_waiting", "Checkouts waiting for a connection now.", ["pool"], "livesum"),
-        gauge(
-            "atsboost_health_status",
-            "1 for a health monitor state any worker is in.",
-            ["pool", "status"],
-            "livemax",
-        ),
-        gauge("atsboost_health_consecutive_failures", "Health checks failed in a row.", ["pool"], "livemax"),
+        gauge("atsboost_pool_connections", "livesum"),
+        gauge("atsboost_pool_max_connections", "livesum"),
+        gauge("atsboost_pool_waiting", "livesum"),
+        gauge("atsboost_health_status", "livemax"),
+        gauge("atsboost_health_consecutive_failures", "livemax"),
     )

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from atsboost.metrics import prometheus
 from atsboost.runtime.pool_metrics import stats_of
 from atsboost.runtime.retry import run_transaction
+from tests.conftest import REPO
 
 
 @pytest.fixture
@@ -89,3 +90,12 @@ def test_a_scrape_during_a_restart_shows_retries_invalidations_and_waits(
     assert slow >= 1  # 8 threads on 4 connections: some checkouts waited
     assert total(after, "atsboost_pool_max_connections") == 4
     assert total(after, "atsboost_pool_connections", state="checked_out") == 0
+
+
+def test_every_exported_metric_is_in_the_documented_table():
+    from atsboost.metrics.prometheus import METRICS
+
+    documented = (REPO / "docs" / "observability.md").read_text()
+    for name, (_, labels) in METRICS.items():
+        assert f"`{name}`" in documented or f"`{name}_total`" in documented, name
+        assert all(f"`{label}`" in documented for label in labels), name
