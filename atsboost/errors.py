@@ -27,6 +27,15 @@ class MigrationError(AtsboostError):
     """A migration could not be planned or applied; the message names the revision."""
 
 
+class RevisionNotRenderableError(MigrationError):
+    """A revision's SQL cannot be rendered offline (it reads the database, say); online it runs as written."""
+
+    def __init__(self, revision: str, reason: str) -> None:
+        super().__init__(f"revision {revision} cannot be rendered as offline SQL: {reason}")
+        self.revision = revision
+        self.reason = reason
+
+
 class MigrationRefusedError(MigrationError):
     """A safety gate refused to migrate (production force gate); nothing was changed."""
 

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -26,7 +25,7 @@ from atsboost.app.passwords import MIN_LENGTH, hash_password, weakness
 from atsboost.config.settings import DEFAULT_ADMIN_PASSWORD, Environment, Settings, get_settings
 from atsboost.errors import SeedError, SeedRefusedError
 from atsboost.migrations.locks import lock_key
-from atsboost.migrations.project import alembic_config
+from atsboost.migrations.project import alembic_config, script_directory
 from atsboost.migrations.revisions import atsboost_head
 
 logger = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ def run(
 
 def _require_schema(session: Session, settings: Settings) -> None:
     """Seeding needs atsboost's tables at atsboost's latest revision; the app's own may be anywhere."""
-    scripts = ScriptDirectory.from_config(alembic_config(settings))
+    scripts = script_directory(alembic_config(settings))
     needed = atsboost_head(scripts).revision
     current = tuple(MigrationContext.configure(session.connection()).get_current_heads())
     try:

@@ -164,9 +164,11 @@ def migrate_lint(
     else:
         for finding in report.findings:
             waived = f" (waived: {finding.waived})" if finding.waived else ""
-            where = f"{finding.revision} {finding.rule} {finding.severity} {finding.table}"
+            where = " ".join(filter(None, (finding.revision, finding.rule, finding.severity, finding.table)))
             click.echo(f"{where}: {finding.problem}{waived}")
             click.echo(f"    lock: {finding.lock}; safe: {finding.recipe}")
+            if finding.unchecked:
+                click.echo(f"    not checked: {', '.join(finding.unchecked)}")
         click.echo(f"{len(report.revisions)} revision(s) linted: {report.verdict}")
     if trace or trace_url:
         _print_trace(invocation, report.revisions if span is None else None, trace_url)

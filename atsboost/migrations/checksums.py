@@ -19,17 +19,18 @@ from typing import Any
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, text
 
-from atsboost.migrations.sources import normalised_hash
+from atsboost.migrations.sources import normalised_hash, sql_hash
 
 TABLE = "atsboost_checksums"
 _CREATE = text(
     f"CREATE TABLE IF NOT EXISTS {TABLE} (revision text PRIMARY KEY, checksum text NOT NULL, "
-    "sql_checksum text, down_revisions text[], recorded_at timestamptz NOT NULL DEFAULT now())"
+    "sql_checksum text, sql_unrendered text, down_revisions text[], "
+    "recorded_at timestamptz NOT NULL DEFAULT now())"
 )
 # Tables created before a column existed get it (the first migrate after an upgrade of atsboost).
 _ADD_COLUMNS = text(
     f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS sql_checksum text, "
-    "ADD COLUMN IF NOT EXISTS down_revisions text[]"
+    "ADD COLUMN IF NOT EXISTS sql_unrendered text, ADD COLUMN IF NOT EXISTS down_revisions text[]"
 )
 _VALUES = "VALUES (:revision, :checksum, :down_revisions)"
 _RECORD = text(
@@ -60,8 +61,16 @@ def _row(script: Script) -> dict[str, Any]:
 
 def record_sql(conn: Connection, revision: str, sql: str) -> None:
     """Record the checksum of the SQL a revision renders (kept by atsboost's own migrate)."""
-    params = {"revision": revision, "sql": normalised_hash(sql)}
-    conn.execute(text(f"UPDATE {TABLE} SET sql_checksum = :sql WHERE revision = :revision"), params)
+    params = {"revision": revision, "sql": sql_hash(sql)}
+    update = f"UPDATE {TABLE} SET sql_checksum = :sql, sql_unrendered = NULL WHERE revision = :revision"
+    conn.execute(text(update), params)
+
+
+def record_unrendered(conn: Connection, revision: str, reason: str) -> None:
+    """Record that a revision's SQL could not be rendered offline, and why: only its source is kept."""
+    params = {"revision": revision, "reason": reason}
+    update = f"UPDATE {TABLE} SET sql_checksum = NULL, sql_unrendered = :reason WHERE revision = :revision"
+    conn.execute(text(update), params)
 
 
 def sql_recorded(conn: Connection) -> dict[str, str]:

@@ -11,6 +11,9 @@ from atsboost.errors import MigrationError, first_line
 from atsboost.migrations.blockers import Blocker
 from atsboost.migrations.results import Revision
 
+# psycopg's message for a % that starts no placeholder it knows
+_PLACEHOLDERS = "are allowed as placeholders"
+
 
 def is_lock_timeout(exc: BaseException) -> bool:
     """Tell whether a statement gave up waiting for a lock (lock_timeout): worth retrying."""
@@ -45,5 +48,16 @@ def failure(
         )
     return MigrationError(
         f"{where} failed and was rolled back: {first_line(exc)}. Statement: {statement}. The database "
-        "stays at the revision before it; fix the revision and run again"
+        f"stays at the revision before it; {_fix(exc)}"
     )
+
+
+def _fix(exc: sqlalchemy.exc.DBAPIError) -> str:
+    """Return the fix for a failed revision: general, or for a revision written for another driver."""
+    if _PLACEHOLDERS in str(exc.orig):
+        return (
+            "the revision passes a literal % to exec_driver_sql, as a driver without placeholders "
+            "(asyncpg) allows; psycopg reads % as a placeholder: write %% for each literal %, or use "
+            "op.execute(sa.text(...)), then run again"
+        )
+    return "fix the revision and run again"

@@ -11,15 +11,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import sqlalchemy.exc
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 from atsboost.config.settings import Settings, get_settings
+from atsboost.errors import RevisionNotRenderableError
 from atsboost.migrations import checksums
-from atsboost.migrations.project import alembic_config
+from atsboost.migrations.project import alembic_config, script_directory
 from atsboost.migrations.rendering import render
 from atsboost.migrations.session import migration_engine
-from atsboost.migrations.sources import normalised_hash
+from atsboost.migrations.sources import normalised_hash, sql_hash
 from atsboost.runtime.diagnosis import database_error
 
 T = TypeVar("T")
@@ -31,7 +31,7 @@ def validate(settings: Settings | None = None) -> list[str]:
     The SQL comparison renders each revision recorded by ``atsboost-db migrate`` again:
     it notices a change that reaches a revision without editing it (a helper it calls).
     """
-    scripts = ScriptDirectory.from_config(alembic_config(settings))
+    scripts = script_directory(alembic_config(settings))
 
     def read(conn: Connection) -> tuple[list[str], dict[str, str]]:
         return list(checksums.mismatches(conn, scripts)), checksums.sql_recorded(conn)
@@ -42,28 +42,47 @@ def validate(settings: Settings | None = None) -> list[str]:
         if revision not in known or any(f"revision {revision} " in problem for problem in problems):
             continue  # named already: its file is gone or was edited
         script = scripts.get_revision(revision)
-        if script is not None and normalised_hash(render(settings, script)) != recorded:
-            problems.append(f"revision {revision} now renders other SQL than when it was applied")
+        if script is None:
+            continue
+        try:
+            sql = render(settings, script, scripts)
+            # Recorded in statement order before atsboost sorted them: either form matches.
+            if recorded not in (sql_hash(sql), normalised_hash(sql)):
+                problems.append(f"revision {revision} now renders other SQL than when it was applied")
+        except RevisionNotRenderableError as exc:
+            problems.append(f"revision {revision} rendered SQL when applied, and now cannot: {exc.reason}")
     return problems
 
 
 def record_rendered_sql(
-    settings: Settings | None, revisions: list[str], known: dict[str, str] | None = None
+    settings: Settings | None,
+    revisions: list[str],
+    known: dict[str, str] | None = None,
+    unrendered: dict[str, str] | None = None,
 ) -> None:
     """Keep the checksum of the SQL each applied revision renders, for `migrate validate`.
 
-    ``known`` holds what the lint rendered already; only the rest is rendered again.
+    ``known`` holds what the lint rendered already, ``unrendered`` why it could not
+    render others; only the rest is rendered now. A revision that cannot be
+    rendered is recorded as such: its source checksum alone guards it.
     """
-    scripts = ScriptDirectory.from_config(alembic_config(settings))
-    known = known or {}
-    rendered = {rev: known[rev] for rev in revisions if rev in known}
+    scripts = script_directory(alembic_config(settings))
+    rendered = {rev: sql for rev, sql in (known or {}).items() if rev in revisions}
+    failed = {rev: why for rev, why in (unrendered or {}).items() if rev in revisions}
     for revision in revisions:
-        if revision not in rendered and (script := scripts.get_revision(revision)) is not None:
-            rendered[revision] = render(settings, script)
+        script = scripts.get_revision(revision)
+        if revision in rendered or revision in failed or script is None:
+            continue
+        try:
+            rendered[revision] = render(settings, script, scripts)
+        except RevisionNotRenderableError as exc:
+            failed[revision] = exc.reason
 
     def record(conn: Connection) -> None:
         for revision, sql in rendered.items():
             checksums.record_sql(conn, revision, sql)
+        for revision, reason in failed.items():
+            checksums.record_unrendered(conn, revision, reason)
         conn.commit()
 
     with_connection(settings, record)
@@ -87,7 +106,7 @@ def repair(settings: Settings | None = None) -> list[str]:
     Return what was out of step.
     """
     out_of_step = validate(settings)
-    scripts = ScriptDirectory.from_config(alembic_config(settings))
+    scripts = script_directory(alembic_config(settings))
 
     def record_files(conn: Connection) -> dict[str, str]:
         checksums.ensure_table(conn)

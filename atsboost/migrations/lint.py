@@ -17,17 +17,24 @@ from typing import Any
 from alembic.script import Script, ScriptDirectory
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
+from sqlalchemy import Connection, text
 
 from atsboost.config.settings import Settings
-from atsboost.errors import MigrationError
-from atsboost.migrations.lint_catalogue import ERROR
+from atsboost.errors import MigrationError, RevisionNotRenderableError
+from atsboost.migrations.lint_catalogue import ERROR, RULES, SQL_RULES, UNRENDERED
 from atsboost.migrations.lint_rules import Context, check, validated_not_null
 from atsboost.migrations.options import MigrationOptions
-from atsboost.migrations.project import alembic_config
+from atsboost.migrations.project import alembic_config, script_directory
 from atsboost.migrations.rendering import render
 
 _WAIVER = re.compile(r"#\s*atsboost:\s*allow\s+(AB\d{3})\s+--\s*(\S.*)")
 EXIT_CODES = {"clean": 0, "warnings": 1, "errors": 2}
+# Whether a finding's relation exists, and the table whose rows count: its own, or an index's table.
+_TABLE_OF = text(
+    "SELECT to_regclass(:name) IS NOT NULL, (SELECT coalesce(i.indrelid, c.oid)::regclass::text "
+    "FROM pg_class c LEFT JOIN pg_index i ON i.indexrelid = c.oid "
+    "WHERE c.oid = to_regclass(:name) AND c.relkind IN ('r', 'p', 'm', 'i', 'I'))"
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class Finding:
     lock: str
     recipe: str
     waived: str | None = None  # the reason given in the revision, when waived
+    unchecked: tuple[str, ...] = ()  # the rules that could not be checked (a revision not rendered)
 
 
 @dataclass
@@ -51,12 +59,17 @@ class LintReport:
     revisions: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     rendered: dict[str, str] = field(default_factory=dict, repr=False)  # the offline SQL linted, by revision
+    unrendered: dict[str, str] = field(default_factory=dict)  # why a revision's SQL could not be rendered
 
     @property
     def verdict(self) -> str:
         """The worst unwaived severity: 'errors', 'warnings' or 'clean'."""
         live = {f.severity for f in self.findings if f.waived is None}
         return "errors" if ERROR in live else "warnings" if live else "clean"
+
+    def exempt(self, tables: set[str]) -> None:
+        """Drop the lock findings on ``tables`` (empty or not yet created when the run starts)."""
+        self.findings = [f for f in self.findings if not (RULES[f.rule].exempt_if_new and f.table in tables)]
 
     def as_dict(self) -> dict[str, Any]:
         """Return the report as the JSON ``migrate lint --json`` prints."""
@@ -68,29 +81,72 @@ class LintReport:
 
 
 def lint(
-    settings: Settings | None = None, *, revisions: list[str] | None = None, span: str | None = None
+    settings: Settings | None = None,
+    *,
+    revisions: list[str] | None = None,
+    span: str | None = None,
+    one_run: bool = False,
 ) -> LintReport:
-    """Lint the given revisions (ids), or those in ``span`` ('A:B'), or every revision from base."""
+    """Lint the given revisions (ids), or those in ``span`` ('A:B'), or every revision from base.
+
+    ``one_run``: the revisions are applied together, in this order (a pending plan),
+    so a table an earlier one creates is as new to the later ones as to itself.
+    A revision that cannot be rendered offline is a finding of its own (AB016).
+    """
     config = alembic_config(settings, MigrationOptions("lint", settings=settings))
-    scripts = ScriptDirectory.from_config(config)
+    scripts = script_directory(config)
     chosen = revisions if revisions is not None else in_range(scripts, span or "base:heads")
     report = LintReport(revisions=chosen)
+    created: set[str] = set()
     for revision in chosen:
         script = scripts.get_revision(revision)
         if script is None:
             raise MigrationError(
                 f"no revision {revision!r} in this project; `atsboost-db migrate status` lists them"
             )
-        report.rendered[revision] = render(settings, script)
-        report.findings += _lint_revision(report.rendered[revision], script)
+        try:
+            report.rendered[revision] = render(settings, script, scripts)
+        except RevisionNotRenderableError as exc:
+            report.unrendered[revision] = exc.reason
+            report.findings.append(_unrendered(script, exc.reason))
+            continue
+        findings, new = _lint_revision(report.rendered[revision], script, created if one_run else set())
+        report.findings += findings
+        created |= new
     return report
+
+
+def rowless_tables(conn: Connection, names: set[str]) -> set[str]:
+    """Return which of ``names`` hold no row now, or do not exist yet: no one waits on their locks.
+
+    A table that does not exist when a run starts is created by the run itself, maybe
+    by a revision that cannot be rendered. Each check reads one row at most.
+    """
+    found = set()
+    for name in names:
+        exists, table = conn.execute(_TABLE_OF, {"name": name}).one()
+        if not exists or (
+            table is not None and not conn.execute(text(f"SELECT EXISTS (SELECT FROM {table})")).scalar()
+        ):
+            found.add(name)
+    conn.rollback()
+    return found
+
+
+def _unrendered(script: Script, reason: str) -> Finding:
+    rule = RULES[UNRENDERED]
+    problem = f"its {rule.problem} ({reason})"
+    args = (script.revision, rule.id, rule.severity, "", problem, rule.lock, rule.recipe)
+    return Finding(*args, _waivers(Path(script.path)).get(rule.id), unchecked=SQL_RULES)
 
 
 def describe(finding: Finding) -> str:
     """One line: the revision, the rule, the table, the problem, the lock and the safe recipe."""
+    where = f" on {finding.table}" if finding.table else ""
+    unchecked = f"; not checked: {', '.join(finding.unchecked)}" if finding.unchecked else ""
     return (
-        f"revision {finding.revision}: {finding.rule} on {finding.table}: {finding.problem} "
-        f"({finding.lock}); safe: {finding.recipe}"
+        f"revision {finding.revision}: {finding.rule}{where}: {finding.problem} "
+        f"({finding.lock}); safe: {finding.recipe}{unchecked}"
     )
 
 
@@ -103,9 +159,11 @@ def in_range(scripts: ScriptDirectory, span: str) -> list[str]:
     return [script.revision for script in reversed(list(found)) if script.revision != lower]
 
 
-def _lint_revision(sql: str, script: Script) -> list[Finding]:
+def _lint_revision(sql: str, script: Script, created_before: set[str]) -> tuple[list[Finding], set[str]]:
+    """Return the revision's findings, and the tables it creates."""
     parsed = statements(sql, script)
-    created = {_table(s.node.relation) for s in parsed if isinstance(s.node, ast.CreateStmt)}
+    new = {_table(s.node.relation) for s in parsed if isinstance(s.node, ast.CreateStmt)}
+    created = new | created_before
     validated = validated_not_null([s.node for s in parsed])
     waivers = _waivers(Path(script.path))
     findings = []
@@ -125,7 +183,7 @@ def _lint_revision(sql: str, script: Script) -> list[Finding]:
                     waivers.get(rule.id),
                 )
             )
-    return findings
+    return findings, new
 
 
 @dataclass(frozen=True)

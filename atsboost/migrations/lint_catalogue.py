@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ERROR, WARNING = "error", "warning"
+UNRENDERED = "AB016"  # a revision whose SQL cannot be rendered offline
 
 
 @dataclass(frozen=True)
@@ -133,5 +134,15 @@ RULES = {
             "delete in batches, or keep the data: a migration should not empty a table",
             exempt_if_new=False,
         ),
+        Rule(
+            UNRENDERED,
+            WARNING,
+            "not known: its statements were not seen",
+            "SQL cannot be rendered offline, so the lock rules were not checked",
+            "review the revision by hand, or run `atsboost-db migrate lint --trace` on a staging copy",
+            exempt_if_new=False,
+        ),
     )
 }
+# The rules that read a revision's statements: those a revision that cannot be rendered escapes.
+SQL_RULES = tuple(rule_id for rule_id in RULES if rule_id != UNRENDERED)

@@ -79,4 +79,10 @@ def _downgrade(scripts: ScriptDirectory, destination: str, current: Sequence[str
 
 
 def _revisions(scripts: list[Script]) -> list[Revision]:
-    return [Revision(s.revision, s.doc or "") for s in scripts]
+    return [Revision(s.revision, _title(s.doc)) for s in scripts]
+
+
+def _title(doc: str | None) -> str:
+    """Return the first line of a revision's message: some projects write whole paragraphs there."""
+    lines = (doc or "").strip().splitlines()
+    return lines[0].strip() if lines else ""

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import TextIO
 
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from atsboost.config.settings import Settings, get_migration_settings
-from atsboost.errors import MigrationError
+from atsboost.errors import MigrationError, first_line
 from atsboost.migrations.options import OPTIONS_KEY, MigrationOptions
 
 TEMPLATE = Path(__file__).resolve().parent / "template"
@@ -41,6 +43,25 @@ def alembic_config(
         config = Config(str(migration.alembic_ini), stdout=stdout, output_buffer=output)
     config.attributes[OPTIONS_KEY] = options or MigrationOptions(settings=settings)
     return config
+
+
+def script_directory(config: Config) -> ScriptDirectory:
+    """Return the project's revisions, every file loaded: one that cannot be imported is named here."""
+    scripts = ScriptDirectory.from_config(config)
+    try:
+        scripts.get_heads()  # builds the revision map, importing every revision file
+    except Exception as exc:
+        folders = [Path(location).resolve() for location in scripts.version_locations or [scripts.dir]]
+        frames = traceback.extract_tb(exc.__traceback__)
+        files = [
+            f.filename for f in frames if any(Path(f.filename).resolve().is_relative_to(d) for d in folders)
+        ]
+        where = f"{files[-1]} " if files else "a revision file "
+        raise MigrationError(
+            f"{where}cannot be loaded ({type(exc).__name__}: {first_line(exc)}); install what it imports, "
+            "or fix the file"
+        ) from exc
+    return scripts
 
 
 def is_packaged(config: Config) -> bool:

@@ -31,6 +31,17 @@ def normalised_hash(text: str) -> str:
     return hashlib.sha256("\n".join(lines).strip().encode()).hexdigest()
 
 
+def sql_hash(sql: str) -> str:
+    """SHA-256 of rendered SQL, its statements in a fixed order.
+
+    SQLAlchemy renders a table's indexes from a set, so their order changes from one
+    process to the next; the statements (Alembic ends each with a blank line) are sorted.
+    """
+    lines = [line.rstrip() for line in sql.replace("\r\n", "\n").split("\n")]
+    statements = sorted(part.strip() for part in "\n".join(lines).split("\n\n") if part.strip())
+    return hashlib.sha256("\n\n".join(statements).encode()).hexdigest()
+
+
 def file_hashes(alembic_ini: Path | None) -> list[str] | None:
     """Return the sorted hashes of the project's revision files; None when only Alembic can list them."""
     files = revision_files(alembic_ini)

@@ -15,14 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy.exc
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from atsboost.config.settings import Settings, get_settings
 from atsboost.errors import MigrationError, first_line
 from atsboost.migrations.leftovers import left_behind, snapshot
 from atsboost.migrations.lint import Statement, statements
-from atsboost.migrations.project import alembic_config
+from atsboost.migrations.project import alembic_config, script_directory
 from atsboost.migrations.rendering import render
 from atsboost.migrations.session import migration_engine
 
@@ -87,7 +86,7 @@ def trace(
     settings: Settings | None, revisions: Iterable[str], *, lock_timeout: float = 1.0
 ) -> list[TraceLine]:
     """Trace the revisions' statements on the database, in one transaction that is rolled back."""
-    scripts = ScriptDirectory.from_config(alembic_config(settings))
+    scripts = script_directory(alembic_config(settings))
     engine = migration_engine(settings or get_settings())
     lines: list[TraceLine] = []
     try:
@@ -99,7 +98,7 @@ def trace(
             for revision in revisions:
                 script = scripts.get_revision(revision)
                 if script is not None:
-                    for statement in statements(render(settings, script), script):
+                    for statement in statements(render(settings, script, scripts), script):
                         lines += _trace(conn, revision, statement)
             transaction.rollback()
         with engine.connect() as conn:
