@@ -12,9 +12,11 @@ autogenerate never proposes to drop them.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 from alembic import context
+from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import MetaData
 
@@ -22,6 +24,7 @@ from atsboost.errors import AtsboostError
 from atsboost.migrations import session
 from atsboost.migrations.online import OnlineRun
 from atsboost.migrations.options import invocation
+from atsboost.migrations.revisions import rewrite
 
 # Commands that apply or record revisions compare no models: atsboost's (and with them the
 # ORM) load only for those that do (revision --autogenerate, check) or that are not known.
@@ -39,6 +42,9 @@ def run_migrations(target_metadata: MetaData | Sequence[MetaData] | None = None,
     metadata = _listed(target_metadata) if applying else combined_metadata(target_metadata)
     if offline:
         _run_offline(metadata)
+        return
+    if not _needs_database(context.config):
+        _run_without_database(metadata)
         return
     try:
         with session.connection(context.config) as connection:
@@ -63,6 +69,38 @@ def _listed(target_metadata: MetaData | Sequence[MetaData] | None) -> list[MetaD
     if target_metadata is None:
         return []
     return [target_metadata] if isinstance(target_metadata, MetaData) else list(target_metadata)
+
+
+def _needs_database(config: Config) -> bool:
+    """Tell whether the alembic command at hand reads the database.
+
+    ``revision_environment = true`` runs env.py for ``alembic history`` and ``revision``
+    too; in vanilla Alembic they need no database (a CI job's single-head check runs
+    before one exists), and neither does atsboost's routing of a new revision.
+    """
+    options = config.cmd_opts
+    if options is None:  # called through the API: atsboost's own commands know what they need
+        return True
+    command = invocation(config)[0]
+    if command == "history":
+        return bool(getattr(options, "indicate_current", False)) or "current" in (
+            getattr(options, "rev_range", None) or ""
+        )
+    if command == "revision":
+        return bool(getattr(options, "autogenerate", False))
+    return True
+
+
+def _run_without_database(metadata: list[MetaData]) -> None:
+    """Run the command's own function (the history listing, a new revision's routing) with no connection."""
+    context.configure(
+        dialect_name="postgresql",
+        as_sql=True,
+        output_buffer=io.StringIO(),  # nothing is executed: the command prints for itself
+        target_metadata=metadata,
+        process_revision_directives=rewrite(metadata),
+    )
+    context.run_migrations()
 
 
 def _run_offline(metadata: list[MetaData]) -> None:

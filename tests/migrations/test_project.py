@@ -1,5 +1,7 @@
 """An application's own Alembic project: `migrate init`, atsboost's schema as a branch, routing, merge."""
 
+import os
+import subprocess
 import sys
 import textwrap
 
@@ -188,3 +190,36 @@ def test_migrate_check_wants_a_database_at_head(invoke, environ):
     result = invoke("migrate", "check", env=environ)
     assert result.returncode == 1
     assert "has revisions pending: run `atsboost-db migrate` first" in result.stderr
+
+
+def plain_alembic(folder, *args):
+    """Run the alembic command line in the project, with no database and no DATABASE_URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATSBOOST_", "DATABASE_", "NODE_ENV"))}
+    command = [sys.executable, "-m", "alembic", *args]
+    return subprocess.run(
+        command,
+        cwd=folder,
+        env={**env, "ATSBOOST_ENV": "production"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_alembic_s_offline_commands_need_no_database(app):
+    for args, shown in [
+        (["history"], "<base> -> 055d037ec299 (atsboost), initial schema"),
+        (["history", "-r", "base:055d037ec299"], "initial schema"),
+        (["heads"], "(atsboost) (head)"),
+        (["branches"], ""),
+        (["show", "055d037ec299"], "Revision ID: 055d037ec299"),
+        (["revision", "-m", "add_notes"], "add_notes.py"),
+    ]:
+        ran = plain_alembic(app, *args)
+        assert ran.returncode == 0, (args, ran.stderr)
+        assert shown in ran.stdout, (args, ran.stdout)
+    [written] = revision_files(app)
+    assert f"depends_on: str | Sequence[str] | None = '{ATSBOOST_HEAD}'" in written.read_text()  # routed
+    needs_one = plain_alembic(app, "history", "--indicate-current")
+    assert needs_one.returncode != 0  # alembic exits 255 on a FAILED: line
+    assert "DATABASE_URL is not set; it is required in production" in needs_one.stderr
