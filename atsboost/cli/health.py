@@ -91,10 +91,18 @@ def health(
         click.echo(json.dumps(data, indent=2, default=str))
     elif check:
         click.echo(summary(checks))
-    else:
+    elif result.connection.reachable:
         click.echo(render(result, checks, long_query_seconds=long_query))
     if check:
         raise SystemExit(EXIT_CODES[overall(checks)])
+    if not result.connection.reachable:  # the report (JSON, pg_up 0) is out; the error and its fix follow
+        raise Unreachable(result.connection.error or "the database could not be reached")
+
+
+class Unreachable(click.ClickException):
+    """The database could not be reached: exit 2 in every format, as ``--check`` says CRITICAL."""
+
+    exit_code = 2
 
 
 def _thresholds(long_query: float, limits: dict[str, float | None]) -> Thresholds:

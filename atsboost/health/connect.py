@@ -73,7 +73,9 @@ def _engine_report(
                 started=started,
             )
     except sqlalchemy.exc.DBAPIError as exc:
-        result = unreachable(database, exc, started)
+        from atsboost.runtime.diagnosis import database_error
+
+        result = unreachable(database, database_error(engine.url, exc), started)
     if result.usage is not None and isinstance(engine.pool, QueuePool):
         result.usage.pool_checked_out, result.usage.pool_capacity = pool_usage(engine.pool)
     return result
@@ -101,7 +103,10 @@ def _settings_report(
     try:
         conn = direct_connection(settings, "health")
     except psycopg.Error as exc:
-        return unreachable(settings.masked_url, exc, started)
+        from atsboost.runtime.diagnosis import database_error
+
+        explained = database_error(settings.url, exc) if settings.url is not None else exc
+        return unreachable(settings.masked_url, explained, started)
     if conn is None:
         from atsboost.runtime.engine import create_engine
 

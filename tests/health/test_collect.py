@@ -211,6 +211,26 @@ def test_check_is_critical_when_the_database_is_unreachable(invoke, unused_tcp_p
     assert "s3cret" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("args", [[], ["--json"], ["--format", "json"]])
+def test_every_format_exits_2_with_the_fix_when_the_database_cannot_be_reached(
+    invoke, unused_tcp_port, database_url, args
+):
+    refused = f"postgresql://app:s3cret@127.0.0.1:{unused_tcp_port}/db"
+    missing = database_url.set(database="no_such_database").render_as_string(hide_password=False)
+    for url, fix in [(refused, "check that the server is running"), (missing, "create it (createdb NAME)")]:
+        result = invoke("health", *args, env={"ATSBOOST_ENV": "testing", "DATABASE_URL": url})
+        assert result.returncode == 2, result.stdout
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("Error: cannot connect to ") and fix in line
+        if args:
+            document = json.loads(result.stdout)
+            assert document["connection"]["reachable"] is False and fix in document["connection"]["error"]
+            assert document["status"] == "critical"
+        else:
+            assert result.stdout == ""
+        assert "s3cret" not in result.stdout + result.stderr
+
+
 def test_the_report_runs_as_a_plain_role(migrated, pg_server, database_url):
     role = f"atsboost_plain_{os.getpid()}"
     with migrated.connect() as conn:

@@ -59,6 +59,7 @@ def test_an_unreachable_database_is_pg_up_0_and_nothing_else_made_up(invoke, unu
         "DATABASE_URL": f"postgresql://app:s3cret@127.0.0.1:{unused_tcp_port}/db",
     }
     exposed = invoke("health", "--format", "prometheus", env=env)
+    assert exposed.returncode == 2  # as --check's CRITICAL
     found = metrics_of(exposed.stdout)
     assert found[("pg_up", ())] == 0
     assert not any(
