@@ -33,6 +33,9 @@ def describe(settings: Settings) -> dict[str, Any]:
         "statement_timeout_ms": settings.statement_timeout_ms,
         "connect_timeout_seconds": settings.connect_timeout,
         "application_name": settings.application_name,
+        "connection_parameters": {
+            p.name: {"value": p.value, "source": p.source} for p in settings.connection_parameters().values()
+        },
         "replicas": {
             "urls": [url.masked() for url in settings.replicas.urls],
             "max_lag_seconds": settings.replicas.max_lag,
@@ -63,6 +66,7 @@ def render(d: dict[str, Any]) -> str:
         ("statement timeout", statement),
         ("connect timeout", f"{d['connect_timeout_seconds']} s"),
         ("application name", d["application_name"]),
+        ("libpq parameters", _parameters(d["connection_parameters"])),
         ("read replicas", _replicas(d["replicas"])),
     ]
     if "server" in d:
@@ -78,6 +82,11 @@ def render(d: dict[str, Any]) -> str:
     lines = [f"{name:<18} {value}" for name, value in rows]
     lines += [f"WARNING: {warning}" for warning in d["warnings"]]
     return "\n".join(lines)
+
+
+def _parameters(parameters: dict[str, dict[str, str]]) -> str:
+    """Each libpq parameter atsboost sets, with where its value comes from: a setting, or the URL."""
+    return f"\n{'':<18} ".join(f"{name}={p['value']} ({p['source']})" for name, p in parameters.items())
 
 
 def _replicas(replicas: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from atsboost.config.environment import read_environment
 from atsboost.config.envvars import EnvironmentVariables
 from atsboost.config.migration import MigrationSettings as MigrationSettings
 from atsboost.config.migration import load_migration_settings
+from atsboost.config.parameters import Parameter, connection_parameters, defaults
 from atsboost.config.project import find_project
 from atsboost.config.replicas import ReplicaSettings as ReplicaSettings
 from atsboost.config.replicas import read_replica_settings
@@ -108,6 +109,18 @@ class Settings:
         """Return these settings aimed at one read replica: its own pool, no migrations, no replicas."""
         return dataclasses.replace(self, url=url, migration_url=None, replicas=ReplicaSettings())
 
+    def connection_parameters(self, url: ConnectionURL | None = None) -> dict[str, Parameter]:
+        """Return the libpq parameters of connections to ``url`` (default DATABASE_URL); the URL wins."""
+        target = url or self.url
+        mine = defaults(
+            application_name=self.application_name,
+            connect_timeout=self.connect_timeout,
+            stall_timeout=self.runtime.stall_timeout,
+            statement_timeout_ms=self.statement_timeout_ms,
+            transaction_pooler=self.pool.mode == "transaction",
+        )
+        return connection_parameters(mine, target.parameters if target is not None else {})
+
     @property
     def masked_url(self) -> str:
         """The database URL with its password replaced by ``***``."""
@@ -168,6 +181,8 @@ def load_settings(
     mode = parsed.ssl_mode if parsed is not None else None
     root_cert = parsed.root_cert if parsed is not None else None
     ssl = resolve_ssl(env, environment, url, mode, root_cert, warnings)
+    given = url.parameters if url is not None else {}  # the URL's own win (config.parameters)
+    connect_timeout = env.integer("DATABASE_CONNECT_TIMEOUT", 10, minimum=1, maximum=3600)
     settings = Settings(
         environment=environment,
         environment_origin=environment_origin,
@@ -177,8 +192,8 @@ def load_settings(
         ssl=ssl,
         pool=_pool(env, environment, cpus),
         statement_timeout_ms=env.integer("DATABASE_STATEMENT_TIMEOUT", None, minimum=0, maximum=86_400_000),
-        connect_timeout=env.integer("DATABASE_CONNECT_TIMEOUT", 10, minimum=1, maximum=3600),
-        application_name=_application_name(env),
+        connect_timeout=int(given.get("connect_timeout") or connect_timeout),
+        application_name=given.get("application_name") or _application_name(env),
         embedded_dir=_embedded_dir(env, project.root),
         migration=load_migration_settings(environ, cwd=project.root),
         seed=read_seed_settings(env),
@@ -186,9 +201,24 @@ def load_settings(
         warnings=tuple(warnings),
         replicas=read_replica_settings(env),
     )
+    _refuse_pooler_options(settings)
     for warning in settings.warnings:
         logger.warning("%s", warning)
     return settings
+
+
+def _refuse_pooler_options(settings: Settings) -> None:
+    """Refuse a URL's ``options`` behind a transaction pooler, which rejects that startup parameter."""
+    if (
+        settings.pool.mode == "transaction"
+        and settings.url is not None
+        and "options" in settings.url.parameters
+    ):
+        raise ConfigurationError(
+            "DATABASE_URL has options=, but DATABASE_POOL_MODE=transaction says it goes through a "
+            "transaction pooler, which refuses that startup parameter; remove options= (atsboost sets "
+            "DATABASE_STATEMENT_TIMEOUT in each transaction there instead)"
+        )
 
 
 def _embedded_dir(env: EnvironmentVariables, root: Path) -> Path:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
+from atsboost.config.parameters import MANAGED, checked
 from atsboost.config.sslmode import SSL_MODES
 from atsboost.errors import ConfigurationError
 
@@ -48,6 +49,8 @@ class ConnectionURL:
     database: str | None = None
     query: Mapping[str, QueryValue] = field(default_factory=dict, hash=False)
     drivername: str = DRIVER
+    # libpq parameters atsboost also sets, out of the query: they win over atsboost's (config.parameters)
+    parameters: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def masked(self) -> str:
         """Render the URL as SQLAlchemy does with ``hide_password=True``: the password as ``***``."""
@@ -120,8 +123,19 @@ def parse_database_url(raw: str, variable: str) -> DatabaseURL:
         raise ConfigurationError(
             f"{variable} gives the password twice (user:PASSWORD@ and ?password=); keep one"
         )
-    query = {key: value for key, value in url.query.items() if key not in names}
-    url = replace(url, drivername=DRIVER, query=query, password=password or url.password)
+    if not url.host and "host" not in url.query:
+        raise ConfigurationError(
+            f"{variable} names no host, so libpq would connect to whatever listens on its default "
+            f"socket; {_EXPECTED} (or ?host=/path/to/socket/folder for a Unix socket)"
+        )
+    for name in ("target_session_attrs", *MANAGED):
+        if (value := _single(url, name, variable)) is not None:
+            checked(variable, name, value)
+    parameters = {name: str(url.query[name]) for name in MANAGED if name in url.query}
+    query = {key: value for key, value in url.query.items() if key not in names and key not in parameters}
+    url = replace(
+        url, drivername=DRIVER, query=query, password=password or url.password, parameters=parameters
+    )
     secrets = {name: value for name, value in zip(SECRET_PARAMETERS, secret_values, strict=True) if value}
     return DatabaseURL(url, mode, root_cert, secrets)
 
@@ -166,6 +180,12 @@ def _host_list(rest: str, variable: str) -> tuple[str, list[str]]:
     if "," not in authority or ":" not in authority:  # h1,h2 without ports: SQLAlchemy passes it on
         return rest, []
     hosts = [host.strip() for host in authority.split(",")]
+    ports = [host.rpartition(":")[2] for host in hosts if not host.endswith("]")]
+    if not all(port.isdigit() and 0 < int(port) < 65536 for port in ports if port):
+        raise ConfigurationError(
+            f"{variable} has a host list with a port that is not a number from 1 to 65535; list the "
+            "hosts as HOST1:5432,HOST2:5432"
+        )
     if not all(hosts) or "host=" in rest[len(authority) :]:
         raise ConfigurationError(
             f"{variable} has a host list with an empty entry, or hosts both before the path and in "
@@ -185,8 +205,8 @@ def _userinfo(rest: str, variable: str) -> tuple[str | None, str | None, str]:
         found = None  # host:port/db?...@...: the '@' is in the query, and there is no user-info
     user, password = (found["user"], found["password"]) if found else (None, None)
     after = rest[found.end() :] if found else rest
-    authority = _AUTHORITY_END.split(after, maxsplit=1)[0]
-    if "@" in authority or (found is None and "@" in head) or "/" in (password or ""):
+    path = after.split("?", 1)[0].split("#", 1)[0]  # an '@' past the user-info: a password's, unencoded
+    if "@" in path or (found is None and "@" in head) or "/" in (password or ""):
         raise ConfigurationError(
             f"{variable} has an '@' or '/' in its user name or password that is not percent-encoded, so "
             "the host cannot be told apart; encode them (@ as %40, / as %2F, : as %3A), e.g. with "

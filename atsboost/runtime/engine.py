@@ -106,8 +106,10 @@ def side_engine_args(
 ) -> dict[str, Any]:
     """Return the connect_args of a side engine (sync or async) to ``url``."""
     pooled = settings.url is not None and url == settings.url.sqlalchemy()  # a pooler's needs go with it
+    direct = settings.migration_url
+    own = direct if direct is not None and url == direct.sqlalchemy() else None  # its own URL's parameters
     return side_args(
-        settings, purpose, pooled=pooled, connect_timeout=connect_timeout, asynchronous=asynchronous
+        settings, purpose, pooled=pooled, connect_timeout=connect_timeout, asynchronous=asynchronous, url=own
     )
 
 

@@ -17,20 +17,14 @@ if TYPE_CHECKING:
     from atsboost.config.urls import ConnectionURL
 
 
-def connect_args(settings: Settings, *, asynchronous: bool = False) -> dict[str, Any]:
-    """Return the libpq connection parameters the settings call for (for an AsyncConnection too)."""
-    stall = settings.runtime.stall_timeout
-    args: dict[str, Any] = {
-        "application_name": settings.application_name,
-        "connect_timeout": settings.connect_timeout,
-        # A dead link (a failed-over endpoint, a changed firewall) answers nothing, not even an error:
-        # keepalives notice it on an idle socket, tcp_user_timeout when data goes unacknowledged.
-        "keepalives": 1,
-        "keepalives_idle": max(1, round(stall / 3)),
-        "keepalives_interval": max(1, round(stall / 9)),
-        "keepalives_count": 3,
-        "tcp_user_timeout": round(stall * 1000),
-    }
+def connect_args(
+    settings: Settings, *, asynchronous: bool = False, url: ConnectionURL | None = None
+) -> dict[str, Any]:
+    """Return the libpq connection parameters for ``url`` (default DATABASE_URL), for an AsyncConnection too.
+
+    The values are ``Settings.connection_parameters``: atsboost's, and a URL's own over them.
+    """
+    args: dict[str, Any] = {p.name: p.value for p in settings.connection_parameters(url).values()}
     if settings.ssl.mode is not None:
         args["sslmode"] = settings.ssl.mode
     if settings.ssl.root_cert is not None and settings.ssl.mode != "disable":
@@ -50,8 +44,6 @@ def connect_args(settings: Settings, *, asynchronous: bool = False) -> dict[str,
                 else transaction_start.statement_timeout_cursor
             )
             args["cursor_factory"] = cursor(settings.statement_timeout_ms)
-    elif settings.statement_timeout_ms is not None:
-        args["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
     return args
 
 
@@ -62,17 +54,18 @@ def side_args(
     pooled: bool,
     connect_timeout: int | None = None,
     asynchronous: bool = False,
+    url: ConnectionURL | None = None,
 ) -> dict[str, Any]:
-    """Return the parameters of a connection beside the application's (migrations, health checks).
+    """Return the parameters of a connection to ``url`` beside the application's (migrations, health).
 
     It has the application's SSL and timeouts and its own ``application_name``
     (``atsboost:migrate``), so ``pg_stat_activity`` tells them apart. ``pooled``:
     it goes to DATABASE_URL, whose pooler's needs it keeps.
     """
-    args = connect_args(settings, asynchronous=asynchronous)
-    args["application_name"] = f"{settings.application_name}:{purpose}"[:63]
-    if connect_timeout is not None:
-        args["connect_timeout"] = connect_timeout
+    args = connect_args(settings, asynchronous=asynchronous, url=url)
+    args["application_name"] = f"{args['application_name']}:{purpose}"[:63]
+    if connect_timeout is not None:  # the caller's own bound; a URL's shorter one stays
+        args["connect_timeout"] = str(min(connect_timeout, int(args["connect_timeout"])))
     if not pooled:
         args.pop("prepare_threshold", None)
         args.pop("cursor_factory", None)
@@ -94,5 +87,5 @@ def direct_connection(
         return None
     import psycopg
 
-    args = side_args(settings, purpose, pooled=target == settings.url)
+    args = side_args(settings, purpose, pooled=target == settings.url, url=target)
     return psycopg.connect(**params, **args, autocommit=True)

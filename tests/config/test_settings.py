@@ -290,3 +290,25 @@ def test_a_ca_file_with_ssl_switched_off_is_a_contradiction(ca_file):
         settings_for(
             ATSBOOST_ENV="testing", DATABASE_URL=URL, DATABASE_SSL="false", DATABASE_SSL_ROOT_CERT=ca_file
         )
+
+
+def test_a_transaction_pooler_refuses_options_in_the_url():
+    with pytest.raises(ConfigurationError, match="refuses that startup parameter"):
+        settings_for(
+            ATSBOOST_ENV="testing",
+            DATABASE_URL=URL + "?options=-c%20work_mem%3D8MB",
+            DATABASE_POOL_MODE="transaction",
+        )
+
+
+def test_the_url_s_parameters_win_and_say_so():
+    settings = settings_for(
+        ATSBOOST_ENV="testing", DATABASE_URL=URL + "?connect_timeout=4&application_name=web"
+    )
+    parameters = settings.connection_parameters()
+    assert (parameters["connect_timeout"].value, parameters["connect_timeout"].source) == (
+        "4",
+        "DATABASE_URL",
+    )
+    assert (settings.connect_timeout, settings.application_name) == (4, "web")
+    assert parameters["keepalives"].source == "DATABASE_STALL_TIMEOUT"

@@ -8,6 +8,7 @@ import sys
 import pytest
 from sqlalchemy.engine import make_url
 
+from atsboost.config.parameters import MANAGED
 from atsboost.config.urls import parse_database_url
 from atsboost.errors import ConfigurationError
 
@@ -20,6 +21,7 @@ URLS = [
     "postgresql://postgres@/db?host=/tmp/pg%20socket&options=-c%20work_mem%3D64MB",
     "postgresql://user%20name:pw@host/",
     "postgresql://host",
+    "postgresql://app@h/db?keepalives_idle=4&tcp_user_timeout=9000",
     "postgresql://app@h1,h2/db?target_session_attrs=read-write",
     "postgresql://app:pa?ss@h/db",  # a password may hold '?' and '#' unencoded, as SQLAlchemy reads it
     "postgresql://app:pa#ss@h:5433/db?application_name=x",
@@ -30,7 +32,10 @@ URLS = [
 @pytest.mark.parametrize("raw", URLS)
 def test_parts_and_masked_form_match_sqlalchemy(raw: str) -> None:
     parsed = parse_database_url(raw, "DATABASE_URL").url
-    expected = make_url(raw).set(drivername="postgresql+psycopg")
+    given = make_url(raw).set(drivername="postgresql+psycopg")
+    # the libpq parameters atsboost also sets leave the query, to win over atsboost's (config.parameters)
+    expected = given.difference_update_query(MANAGED)
+    assert parsed.parameters == {k: v for k, v in given.query.items() if k in MANAGED}
 
     assert parsed.sqlalchemy() == expected
     assert parsed.masked() == expected.render_as_string(hide_password=True)
@@ -59,7 +64,7 @@ def test_a_host_list_with_ports_becomes_sqlalchemys_host_parameters() -> None:
 def test_an_at_sign_in_a_query_value_is_not_a_password() -> None:
     url = parse_database_url("postgresql://h:5432/db?application_name=a@b", "DATABASE_URL").url
     assert (url.host, url.port, url.database, url.password) == ("h", 5432, "db", None)
-    assert url.query == {"application_name": "a@b"}
+    assert url.parameters == {"application_name": "a@b"}
 
 
 @pytest.mark.parametrize(
@@ -90,3 +95,25 @@ def test_reading_settings_loads_neither_sqlalchemy_nor_the_driver() -> None:
     env = {"DATABASE_URL": "postgresql://app:pw@db.example.com/x", "ATSBOOST_ENV": "production"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("postgresql://", "names no host"),
+        ("postgresql:///db", "names no host"),
+        ("postgresql://u:P@ss/w0rd@host/db", "not percent-encoded"),
+        ("postgresql://u:p@h1:5432,h2:notaport/db", "a port that is not a number"),
+        ("postgresql://u@h/db?keepalives=0", "0 turns off the keepalives"),
+        ("postgresql://u@h/db?connect_timeout=0", "0 waits for ever"),
+        ("postgresql://u@h/db?tcp_user_timeout=0", "0 lets unacknowledged data wait"),
+        ("postgresql://u@h/db?connect_timeout=abc", "give a whole number"),
+        ("postgresql://u@h/db?target_session_attrs=bogus", "libpq does not know"),
+        ("postgresql://u@h/db?connect_timeout=3&connect_timeout=4", "repeats connect_timeout"),
+    ],
+)
+def test_a_url_libpq_cannot_keep_atsboost_s_bounds_with_is_one_line(raw: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=problem) as refused:
+        parse_database_url(raw, "DATABASE_URL")
+    message = str(refused.value)
+    assert "\n" not in message and "P@ss" not in message and "w0rd" not in message

@@ -121,3 +121,39 @@ def test_unreachable_server_error_names_the_url_but_not_the_password(unused_tcp_
     assert f"cannot connect to postgresql+psycopg://app:***@127.0.0.1:{unused_tcp_port}/db" in message
     assert "check that the server is running" in message
     assert secret not in "".join(traceback.format_exception(info.value))
+
+
+PROVIDER_QUERY = "connect_timeout=5&application_name=from-url&keepalives=1&tcp_user_timeout=9000"
+
+
+def provider_url(database_url, query=PROVIDER_QUERY):
+    """A provider's copy-paste URL: libpq parameters atsboost also sets, in the query."""
+    return database_url.render_as_string(hide_password=False) + ("&" if database_url.query else "?") + query
+
+
+def test_a_provider_s_url_parameters_win_on_every_connection(database_url, invoke):
+    options = "options=-c%20work_mem%3D7MB"
+    settings = load_settings(
+        {
+            "ATSBOOST_ENV": "testing",
+            "DATABASE_URL": provider_url(database_url, f"{PROVIDER_QUERY}&{options}"),
+            "DATABASE_STATEMENT_TIMEOUT": "4321",
+            "DATABASE_APPLICATION_NAME": "from-env",
+        }
+    )
+    engine = create_engine(settings)
+    try:
+        with engine.connect() as conn:
+            names = ("application_name", "work_mem", "statement_timeout")  # (tcp_user_timeout: TCP only)
+            shown = [conn.execute(text(f"SHOW {name}")).scalar_one() for name in names]
+    finally:
+        engine.dispose()
+    assert shown == ["from-url", "7MB", "4321ms"]  # options joined with atsboost's statement timeout
+    env = {"ATSBOOST_ENV": "testing", "DATABASE_URL": provider_url(database_url)}
+    for args in (["migrate", "status"], ["migrate", "--dry-run"], ["migrate"], ["health", "--json"]):
+        ran = invoke(*args, env=env)
+        assert ran.returncode in (0, 3), (args, ran.stderr)  # 3: migrate status with revisions pending
+        assert "Traceback" not in ran.stderr
+    shown_config = invoke("config", env=env).stdout
+    assert "connect_timeout=5 (DATABASE_URL)" in shown_config
+    assert "keepalives_idle=5 (DATABASE_STALL_TIMEOUT)" in shown_config
