@@ -8,7 +8,8 @@ prometheus_client's own metrics as it is recorded (a listener of the registry),
 under the same names and labels as the collector's. The gauges (connections,
 waiting checkouts, the monitor's state) are refreshed every ``interval`` seconds
 by a thread in each worker; connections sum over live workers, the monitor's
-state is the worst any of them sees.
+state is the worst any of them sees. A process that forks (the master) stops
+counting in the live gauges: they are the workers' sums.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import threading
 import weakref
 from typing import Any, Literal
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, multiprocess
 
 from atsboost.metrics.histogram import SECONDS
 from atsboost.metrics.prometheus import METRICS
@@ -36,6 +37,7 @@ class Mirror:
         self._interval = interval
         self._stop = threading.Event()
         self._seen: set[str] = set()
+        self._forked_children = False  # a pre-fork server's master: its pools serve no request
         # Held by every write; a fork waits for it, so no child inherits prometheus_client's lock held.
         self._writing = threading.Lock()
         self._counters = _counters()
@@ -78,6 +80,8 @@ class Mirror:
         """Set this worker's gauges from the live pools (zero for pools gone since)."""
         pools = self._source.snapshot()["pools"]
         with self._writing:
+            if self._forked_children:
+                return
             for name in self._seen - pools.keys():
                 self._set_pool(name, {}, None)
             for name, pool in pools.items():
@@ -108,16 +112,28 @@ class Mirror:
 
 
 def _forking(ref: weakref.ReferenceType[Mirror], *, before: bool) -> None:
-    """Around a fork: hold the write lock, so no write is half done in the child; then let go."""
+    """Around a fork: hold the write lock, so no write is half done in the child; then let go.
+
+    The parent is a pre-fork server's master (gunicorn with preload_app): its pools
+    serve no request, so its live gauges leave the sums, which are then the workers' alone.
+    """
     mirror = ref()
-    if mirror is not None:
-        (mirror._writing.acquire if before else mirror._writing.release)()
+    if mirror is None:
+        return
+    if before:
+        mirror._writing.acquire()
+        return
+    if not mirror._forked_children:
+        mirror._forked_children = True
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # its live gauge files go
+    mirror._writing.release()
 
 
 def _forked(ref: weakref.ReferenceType[Mirror]) -> None:
     """In a forked worker: let go of the lock, and refresh its own gauges (the thread did not fork)."""
     mirror = ref()
     if mirror is not None:
+        mirror._forked_children = False  # a worker, even when its master had forked others before it
         mirror._writing.release()
         mirror._start_thread()
 

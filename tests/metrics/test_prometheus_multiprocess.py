@@ -72,6 +72,9 @@ def test_every_worker_counts_and_a_killed_worker_counts_stay(environ, tmp_path, 
         # Each worker keeps at least one idle connection; the gauges follow within a second.
         idle = ("atsboost_pool_connections", (("state", "idle"),))
         assert wait_until(lambda: scrape(base).get(idle, 0) >= 2, timeout=5)
+        # The live gauges are the two workers' sums: the preloaded master's pool is not one of them.
+        assert scrape(base)[("atsboost_pool_max_connections", ())] == 2 * 5  # testing: pool of 5
+        assert scrape(base)[idle] <= 2 * 5
 
         os.kill(pids[0], signal.SIGKILL)
         sent, answered = 60, set(pids)
