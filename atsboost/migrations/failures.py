@@ -13,6 +13,7 @@ from atsboost.migrations.results import Revision
 
 # psycopg's message for a % that starts no placeholder it knows
 _PLACEHOLDERS = "are allowed as placeholders"
+_EXISTS = frozenset({"42P07", "42710"})  # duplicate_table (and index), duplicate_object
 
 
 def is_lock_timeout(exc: BaseException) -> bool:
@@ -26,8 +27,12 @@ def failure(
     settings: MigrationSettings,
     blockers: Sequence[Blocker],
     stayed: Sequence[str],
+    committed: Sequence[str] = (),
 ) -> MigrationError:
-    """Return the error for a revision that failed: the lock's blockers, or what a step left behind."""
+    """Return the error for a revision that failed: the lock's blockers, or what a step left behind.
+
+    ``stayed`` are the objects, ``committed`` the statements, that had committed before it failed.
+    """
     where = f"revision {running}" if running else "the migration"
     statement = " ".join((exc.statement or "").split())[:300]
     if is_lock_timeout(exc):
@@ -39,12 +44,15 @@ def failure(
             f"{statement}. It was rolled back; let the blocking transaction finish, or end it "
             f"(SELECT pg_terminate_backend({pids})), and run again"
         )
-    if stayed:
+    if stayed or committed:
+        objects = f"these objects stayed behind: {', '.join(stayed)}; " if stayed else ""
+        ran = f"these statements had committed: {'; '.join(committed)}; " if committed else ""
         return MigrationError(
             f"{where} failed: {first_line(exc)}. Statement: {statement}. A step outside its "
-            f"transaction had already committed, so these stayed behind: {', '.join(stayed)}; the "
-            "recorded revision is still the one before. Make the revision's steps idempotent (IF NOT "
-            "EXISTS; atsboost.migrations.ops.create_index_concurrently), or drop them, then run again"
+            f"transaction had already committed, so {objects}{ran}the recorded revision is still the one "
+            "before. To finish it, make the revision's steps idempotent (IF NOT EXISTS; "
+            "atsboost.migrations.ops.create_index_concurrently; data changes that skip rows already "
+            "changed) and run again; to undo it, drop those objects and revert those statements"
         )
     return MigrationError(
         f"{where} failed and was rolled back: {first_line(exc)}. Statement: {statement}. The database "
@@ -54,6 +62,11 @@ def failure(
 
 def _fix(exc: sqlalchemy.exc.DBAPIError) -> str:
     """Return the fix for a failed revision: general, or for a revision written for another driver."""
+    if getattr(exc.orig, "sqlstate", None) in _EXISTS:
+        return (
+            "an object it creates exists already, perhaps left by an earlier failed run of this "
+            "revision: drop it, or create it with IF NOT EXISTS, then run again"
+        )
     if _PLACEHOLDERS in str(exc.orig):
         return (
             "the revision passes a literal % to exec_driver_sql, as a driver without placeholders "

@@ -37,7 +37,7 @@ from atsboost.migrations import checksums
 from atsboost.migrations.blockers import Blocker, BlockerWatch
 from atsboost.migrations.failures import failure, is_lock_timeout
 from atsboost.migrations.gate import Gate
-from atsboost.migrations.leftovers import left_behind, snapshot
+from atsboost.migrations.leftovers import CommittedStatements, left_behind, snapshot
 from atsboost.migrations.locks import advisory_lock, migration_key
 from atsboost.migrations.options import (
     AppliedRevision,
@@ -85,6 +85,7 @@ class OnlineRun:
         self._since = time.perf_counter()
         self._blockers: list[Blocker] = []
         self._objects: frozenset[str] = frozenset()
+        self._statements: CommittedStatements | None = None
         self._spans = RevisionSpans()
 
     def run(self) -> None:
@@ -213,6 +214,7 @@ class OnlineRun:
         self._objects = snapshot(self.conn)
         interval = min(0.5, self.settings.lock_timeout / 3)
         self._since = time.perf_counter()
+        self._statements = CommittedStatements(self.conn)
         self._announce()
         try:
             with BlockerWatch(self.conn.engine, pid, interval=interval) as watch:
@@ -224,6 +226,7 @@ class OnlineRun:
                 finally:
                     self._blockers = watch.blockers or self._blockers
         finally:
+            self._statements.close()
             if not self.external and self.conn.in_transaction():
                 self.conn.rollback()
 
@@ -254,6 +257,8 @@ class OnlineRun:
         self._done.add(done.id)
         self.result.applied.append(AppliedRevision(done.id, done.message, step.is_upgrade, seconds))
         self._objects = snapshot(self.conn)
+        if self._statements is not None:
+            self._statements.next_revision()
         script = context.script.get_revision(done.id)
         if step.is_upgrade and script is not None:
             checksums.record(self.conn, script)
@@ -290,4 +295,5 @@ class OnlineRun:
     def _failure(self, exc: sqlalchemy.exc.DBAPIError) -> MigrationError:
         checked = not (self.external or is_lock_timeout(exc))
         stayed = left_behind(self._objects, self.conn) if checked else []
-        return failure(exc, self._running(), self.settings, self._blockers, stayed)
+        committed = self._statements.committed if checked and self._statements is not None else []
+        return failure(exc, self._running(), self.settings, self._blockers, stayed, committed)

@@ -518,7 +518,7 @@ def test_a_failure_after_a_step_outside_the_transaction_says_what_stayed_behind(
         migrations.upgrade(settings)
     message = str(info.value)
     assert "revision notes02 (notes02) failed: division by zero" in message
-    stayed = set(message.split("these stayed behind: ", 1)[1].split(";", 1)[0].split(", "))
+    stayed = set(message.split("these objects stayed behind: ", 1)[1].split(";", 1)[0].split(", "))
     assert {"table public.notes", "index public.ix_notes_body", "sequence public.notes_id_seq"} <= stayed
     assert "was rolled back" not in message
     assert version(engine) == [HEAD]
@@ -528,6 +528,56 @@ def test_a_failure_after_a_step_outside_the_transaction_says_what_stayed_behind(
     add_revision(alembic_project, "notes02", steps.format(", if_not_exists=True", "pass"))
     migrations.upgrade(settings)
     assert version(engine) == ["notes02"]
+
+
+def test_a_half_applied_revision_names_the_statements_that_stayed_committed(
+    make_settings, engine, alembic_project
+):
+    add_revision(
+        alembic_project,
+        "seed02",
+        'op.execute("CREATE TABLE IF NOT EXISTS tally (n int PRIMARY KEY, hits int NOT NULL DEFAULT 0)")',
+    )
+    steps = """
+        op.execute("INSERT INTO tally (n) SELECT g FROM generate_series(1, 10) AS g ON CONFLICT DO NOTHING")
+        op.execute("UPDATE tally SET hits = hits + 1 WHERE hits = 0")
+        from atsboost.migrations.ops import create_index_concurrently
+        create_index_concurrently("ix_tally_hits", "tally", ["hits"])
+        op.execute("INSERT INTO tally (n) VALUES {}")
+        """
+    add_revision(alembic_project, "data03", steps.format("(1)"))  # a duplicate key, after the block
+    settings = make_settings(ATSBOOST_ALEMBIC_INI=str(alembic_project))
+    with pytest.raises(MigrationError) as info:
+        migrations.upgrade(settings)
+    message = str(info.value)
+    assert "revision data03 (data03) failed: duplicate key value" in message
+    committed = message.split("these statements had committed: ", 1)[1].split("; the recorded", 1)[0]
+    assert committed.split("; ") == [
+        "INSERT INTO tally (n) SELECT g FROM generate_series(1, 10) AS g ON CONFLICT DO NOTHING (10 rows)",
+        "UPDATE tally SET hits = hits + 1 WHERE hits = 0 (10 rows)",
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_tally_hits ON tally (hits)",
+    ]
+    assert "these objects stayed behind: index public.ix_tally_hits" in message
+    assert version(engine) == ["seed02"]
+    # Fixed, the same revision finishes: its earlier steps skip what they did already.
+    for path in (alembic_project.parent / "alembic" / "versions").glob("*data03*"):
+        path.unlink()
+    add_revision(alembic_project, "data03", steps.format("(11)"))
+    migrations.upgrade(settings)
+    assert version(engine) == ["data03"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*), sum(hits) FROM tally")).one() == (11, 10)
+
+
+def test_a_rerun_that_finds_its_own_leftover_says_to_drop_it(make_settings, engine, alembic_project):
+    add_revision(alembic_project, "left02", 'op.execute("CREATE TABLE leftover (id int)")')
+    settings = make_settings(ATSBOOST_ALEMBIC_INI=str(alembic_project))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE leftover (id int)"))  # as an earlier failed run would leave it
+    with pytest.raises(
+        MigrationError, match="perhaps left by an earlier failed run of this revision: drop it"
+    ):
+        migrations.upgrade(settings)
 
 
 def test_the_dry_run_says_an_invalid_index_will_be_rebuilt(settings, engine):
