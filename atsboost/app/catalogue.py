@@ -129,7 +129,7 @@ def _plan(label: str, position: int, raw: Any) -> PlanSpec:
         if "features" in raw
         else (),
         limits=dict(
-            check("limits", _flat_table, "must be a table of names to finite numbers, booleans or texts")
+            check("limits", _flat_table, "must be a table of names to numbers from 0 up, booleans or texts")
         )
         if "limits" in raw
         else {},
@@ -153,7 +153,8 @@ def _list_of_text(value: Any) -> bool:
 
 
 def _flat_table(value: Any) -> bool:
-    # JSON (and so jsonb) has no inf or nan, which TOML allows.
+    # JSON (and so jsonb) has no inf or nan, which TOML allows; a negative limit limits nothing.
     return isinstance(value, dict) and all(
-        isinstance(v, int | bool | str) or (isinstance(v, float) and math.isfinite(v)) for v in value.values()
+        isinstance(v, bool | str) or (isinstance(v, int | float) and math.isfinite(v) and v >= 0)
+        for v in value.values()
     )

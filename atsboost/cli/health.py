@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +31,30 @@ _LIMITS = {
 }
 
 
+class _Limit(click.FloatRange):
+    """A finite number in range: a percent from 0 to 100, or seconds from 0 (NaN passes FloatRange)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+# Each warning option with its critical twin (the query's warning is --long-query-seconds).
+_PAIRS = [
+    ("warning_connections", "critical_connections"),
+    ("warning_idle_transaction", "critical_idle_transaction"),
+    ("warning_cache_hit", "critical_cache_hit"),
+    ("warning_replication_lag", "critical_replication_lag"),
+]
+
+
 def _limit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option, (_, _, text) in reversed(_LIMITS.items()):
+    for option, (_, scale, text) in reversed(_LIMITS.items()):
         name = "--" + option.replace("_", "-")
-        fn = click.option(name, option, type=float, help=f"{text} [default: see docs/health.md]")(fn)
+        kind = _Limit(0, 100) if scale == 100 else _Limit(0)
+        fn = click.option(name, option, type=kind, help=f"{text} [default: see docs/health.md]")(fn)
     return fn
 
 
@@ -109,7 +130,23 @@ def _thresholds(long_query: float, limits: dict[str, float | None]) -> Threshold
     from atsboost.health.checks import Thresholds
 
     given: dict[str, Any] = {_LIMITS[o][0]: v / _LIMITS[o][1] for o, v in limits.items() if v is not None}
-    return dataclasses.replace(Thresholds(long_query_warning=long_query), **given)
+    thresholds = dataclasses.replace(Thresholds(long_query_warning=long_query), **given)
+    for warning, critical in _PAIRS:
+        (field, scale, _), critical_field = _LIMITS[warning], _LIMITS[critical][0]
+        warn, crit = getattr(thresholds, field), getattr(thresholds, critical_field)
+        if (crit > warn) if "cache_hit" in warning else (crit < warn):  # lower is worse for the cache
+            raise click.UsageError(
+                f"--{critical.replace('_', '-')} ({crit * scale:g}) would turn CRITICAL before "
+                f"--{warning.replace('_', '-')} ({warn * scale:g}) turns WARNING; give a critical "
+                "threshold past the warning one"
+            )
+    if limits.get("critical_query_seconds") is not None and thresholds.long_query_critical < long_query:
+        raise click.UsageError(
+            f"--critical-query-seconds ({thresholds.long_query_critical:g}) is below the long-query warning "
+            f"({long_query:g} s, from --long-query-seconds or DATABASE_LONG_QUERY_SECONDS); give a "
+            "critical threshold past the warning one"
+        )
+    return thresholds
 
 
 def _migration_status(invocation: Invocation) -> MigrationStatus | None:

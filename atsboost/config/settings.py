@@ -33,6 +33,7 @@ from atsboost.config.urls import ConnectionURL, DatabaseURL, parse_database_url
 from atsboost.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
+_MIN_LIFETIME = 1.0
 
 _MAX_PRODUCTION_POOL = 20
 
@@ -143,8 +144,8 @@ def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSett
         validate_after=env.seconds("DATABASE_VALIDATE_AFTER", 1.0, minimum=0.0),
         retry_attempts=env.integer("DATABASE_RETRY_ATTEMPTS", None, minimum=1, maximum=1000),
         stall_timeout=env.seconds("DATABASE_STALL_TIMEOUT", 15.0, minimum=2.0, maximum=600.0),
-        max_lifetime=env.seconds("DATABASE_MAX_LIFETIME", 1800.0, minimum=0.0) or None,
-        retry_max_seconds=env.seconds("DATABASE_RETRY_MAX_SECONDS", 15.0, minimum=0.0),
+        max_lifetime=_max_lifetime(env),
+        retry_max_seconds=_retry_max_seconds(env),
         monitor=env.boolean("DATABASE_HEALTH_MONITOR", default=production),
         health_interval=env.seconds("DATABASE_HEALTH_INTERVAL", 30.0, minimum=0.1),
         long_query_seconds=env.seconds("DATABASE_LONG_QUERY_SECONDS", 60.0, minimum=0.1),
@@ -154,6 +155,27 @@ def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSett
 
 
 @functools.cache
+def _max_lifetime(env: EnvironmentVariables) -> float | None:
+    """DATABASE_MAX_LIFETIME: 0 for no limit, else at least a second: less only churns connections."""
+    seconds = env.seconds("DATABASE_MAX_LIFETIME", 1800.0, minimum=0.0)
+    if 0 < seconds < _MIN_LIFETIME:
+        raise ConfigurationError(
+            f"DATABASE_MAX_LIFETIME={seconds:g} would replace every connection almost at once; set it to "
+            f"at least {_MIN_LIFETIME:g} seconds (1800 by default), or 0 for no limit"
+        )
+    return seconds or None
+
+
+def _retry_max_seconds(env: EnvironmentVariables) -> float:
+    """DATABASE_RETRY_MAX_SECONDS: the deadline of a run_transaction call, which needs room for one try."""
+    if env.text("DATABASE_RETRY_MAX_SECONDS") in ("0", "0.0"):
+        raise ConfigurationError(
+            "DATABASE_RETRY_MAX_SECONDS=0 leaves no time for even one attempt; give the deadline in seconds "
+            "(15 by default), and set DATABASE_RETRY_ATTEMPTS=1 to turn retrying off"
+        )
+    return env.seconds("DATABASE_RETRY_MAX_SECONDS", 15.0, minimum=0.1)
+
+
 def get_migration_settings() -> MigrationSettings:
     """Return the migration settings from ``os.environ``, without needing DATABASE_URL."""
     return load_migration_settings(os.environ)

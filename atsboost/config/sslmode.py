@@ -91,13 +91,23 @@ def resolve_ssl(
     return SSLSettings("require", None, origin)
 
 
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+
+
 def _root_cert(value: str | None, where: str) -> str | None:
     if value is None or value == "system":
         return value
     path = Path(value).expanduser()
-    if not path.is_file():
+    try:
+        pem = _PEM_CERTIFICATE in path.read_bytes()[:1_000_000]
+    except OSError:
         raise ConfigurationError(
             f"{where} names {value!r}, which is not a readable file; point it at your server's "
             "CA certificate (PEM), or unset it"
+        ) from None
+    if not pem:
+        raise ConfigurationError(
+            f"{where} names {value!r}, which holds no PEM certificate (-----BEGIN CERTIFICATE-----), the "
+            "only form libpq reads; convert a DER file with: openssl x509 -inform der -in FILE -out ca.pem"
         )
     return str(path.resolve())

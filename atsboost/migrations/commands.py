@@ -92,6 +92,10 @@ def downgrade(
     In production only with ``force=True`` (the environment's MIGRATION_FORCE does not
     count), and, when it drops tables holding rows or goes to base, ``allow_data_loss=True``.
     """
+    if not revision.strip():
+        raise MigrationError(
+            "downgrade needs the revision to go down to: -1 (one step), a revision id, or base"
+        )
     options = MigrationOptions(
         "downgrade", revision, settings, connection, dry_run, force, allow_data_loss=allow_data_loss
     )

@@ -13,7 +13,7 @@ autogenerate never proposes to drop them.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from alembic import context
 from alembic.config import Config
@@ -23,7 +23,7 @@ from sqlalchemy import MetaData
 from atsboost.errors import AtsboostError
 from atsboost.migrations import session
 from atsboost.migrations.online import OnlineRun
-from atsboost.migrations.options import invocation
+from atsboost.migrations.options import check_x_arguments, invocation
 from atsboost.migrations.revisions import rewrite
 
 # Commands that apply or record revisions compare no models: atsboost's (and with them the
@@ -31,13 +31,23 @@ from atsboost.migrations.revisions import rewrite
 _APPLYING = frozenset({"upgrade", "downgrade", "stamp"})
 
 
-def run_migrations(target_metadata: MetaData | Sequence[MetaData] | None = None, *, offline: bool) -> None:
+def run_migrations(
+    target_metadata: MetaData | Sequence[MetaData] | None = None,
+    *,
+    offline: bool,
+    x_arguments: Collection[str] = (),
+) -> None:
     """Run the Alembic command at hand: write its SQL (``offline``) or apply it with atsboost's gates.
 
     ``target_metadata`` is the application's MetaData (or several), for autogenerate;
-    atsboost's own is added where models are compared. Call it from ``env.py`` only,
-    while Alembic runs.
+    atsboost's own is added where models are compared. ``x_arguments``: the ``-x``
+    keys the application's env.py reads itself (any other is refused). Call it from
+    ``env.py`` only, while Alembic runs.
     """
+    try:
+        check_x_arguments(x_arguments)
+    except AtsboostError as exc:
+        raise CommandError(str(exc)) from exc
     applying = invocation(context.config)[0] in _APPLYING
     metadata = _listed(target_metadata) if applying else combined_metadata(target_metadata)
     if offline:

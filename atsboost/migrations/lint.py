@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
 from sqlalchemy import Connection, text
@@ -153,9 +155,15 @@ def describe(finding: Finding) -> str:
 def in_range(scripts: ScriptDirectory, span: str) -> list[str]:
     """Return the revisions after A up to B for ``span`` 'A:B' (A may be base, B heads), oldest first."""
     lower, separator, upper = span.partition(":")
-    if not separator or not lower or not upper:
+    if not separator or not lower or not upper or ":" in upper:
         raise MigrationError(f"--range {span!r} is not A:B; e.g. base:heads, or 055d037ec299:heads")
-    found = scripts.iterate_revisions(upper, lower)
+    try:
+        found = list(scripts.iterate_revisions(upper, lower))
+    except (CommandError, RevisionError) as exc:
+        raise MigrationError(
+            f"--range {span!r} names no range of this project's revisions ({exc}); "
+            "`atsboost-db migrate status` lists them"
+        ) from None
     return [script.revision for script in reversed(list(found)) if script.revision != lower]
 
 

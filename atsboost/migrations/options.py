@@ -8,6 +8,7 @@ line, and every flag from ``-x`` or the environment.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine
 
 from atsboost.config.envvars import parse_boolean
+from atsboost.errors import MigrationError
 from atsboost.migrations.results import AppliedRevision as AppliedRevision
 from atsboost.migrations.results import MigrationResult as MigrationResult
 from atsboost.migrations.results import Revision as Revision
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from atsboost.config.settings import Settings
 
 OPTIONS_KEY = "atsboost"
+# The -x keys atsboost's env.py reads (dryrun: Alembic users' habit).
+X_ARGUMENTS = ("dry_run", "dryrun", "force")
 
 
 @dataclass(frozen=True)
@@ -91,3 +95,21 @@ def resolved_invocation() -> tuple[str, str | None]:
     if isinstance(destination, tuple):
         destination = destination[0] if len(destination) == 1 else "heads"
     return "migrate", destination or "base"
+
+
+def check_x_arguments(extra: Collection[str] = ()) -> None:
+    """Refuse an ``alembic -x`` key that nothing reads: a typo would silently change nothing.
+
+    ``extra`` are keys an application's own env.py reads besides atsboost's.
+    """
+    known = (*X_ARGUMENTS, *extra)
+    for key, value in context.get_x_argument(as_dictionary=True).items():
+        if key not in known:
+            raise MigrationError(
+                f"alembic -x {key}={value}: atsboost's env.py reads only -x dry_run=true|false and -x "
+                "force=true|false; remove it (timeouts come from MIGRATION_LOCK_TIMEOUT and "
+                "MIGRATION_STATEMENT_TIMEOUT), or name the keys your env.py reads in "
+                "run_migrations(x_arguments=...)"
+            )
+        if key in X_ARGUMENTS:
+            parse_boolean(f"-x {key}", value)

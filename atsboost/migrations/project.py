@@ -7,6 +7,7 @@ migrations: its own ``env.py`` and revisions, shipped in the wheel.
 
 from __future__ import annotations
 
+import configparser
 import shutil
 import sys
 import traceback
@@ -41,6 +42,13 @@ def alembic_config(
             config.set_main_option(name, value)
     else:
         config = Config(str(migration.alembic_ini), stdout=stdout, output_buffer=output)
+        try:
+            config.get_main_option("script_location")  # reads the file: a broken one is named here
+        except (configparser.Error, UnicodeDecodeError) as exc:
+            raise MigrationError(
+                f"{migration.alembic_ini} is not an Alembic ini file ({type(exc).__name__}); point "
+                "ATSBOOST_ALEMBIC_INI at your project's alembic.ini, or unset it"
+            ) from None
     config.attributes[OPTIONS_KEY] = options or MigrationOptions(settings=settings)
     return config
 

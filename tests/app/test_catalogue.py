@@ -63,6 +63,10 @@ def test_defaults_for_optional_fields(tmp_path):
             ("price_cents = 1900", "price_cents = 1900\nfeatures = [1]"),
             "field 'features': must be a list of texts",
         ),
+        (
+            ("price_cents = 1900", "price_cents = 1900\nlimits = { resumes = -1 }"),
+            "field 'limits': must be a table of names to numbers from 0 up, booleans or texts",
+        ),
     ],
 )
 def test_each_error_names_file_plan_and_field(tmp_path, change, expected):

@@ -254,3 +254,37 @@ def test_config_shows_transaction_pooling(invoke):
     assert "pool mode          transaction (behind a transaction pooler)" in result.stdout
     assert "migrations via     postgresql+psycopg://app:***@db.example.com:5432/app" in result.stdout
     assert "pw@" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["health", "--warning-connections", "-5"], "-5.0 is not in the range 0<=x<=100"),
+        (["health", "--warning-connections", "200"], "200.0 is not in the range 0<=x<=100"),
+        (["health", "--critical-idle-transaction", "nan"], "'nan' is not a finite number"),
+        (
+            ["health", "--warning-connections", "90", "--critical-connections", "50"],
+            "--critical-connections (50) would turn CRITICAL before --warning-connections (90)",
+        ),
+        (
+            ["health", "--warning-cache-hit", "90", "--critical-cache-hit", "95"],
+            "--critical-cache-hit (95) would turn CRITICAL before --warning-cache-hit (90)",
+        ),
+        (["health", "--critical-query-seconds", "10"], "--critical-query-seconds (10) is below"),
+        (["migrate", "downgrade", ""], "downgrade needs the revision to go down to"),
+        (["migrate", "lint", "--range", "a:b:c"], "--range 'a:b:c' is not A:B"),
+        (["migrate", "lint", "--range", "base:nope"], "--range 'base:nope' names no range"),
+    ],
+)
+def test_bad_command_inputs_are_one_line_before_anything_is_done(invoke, environ, args, expected):
+    result = invoke(*args, env=environ)
+    assert result.returncode in (1, 2), result.stdout
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_an_alembic_ini_that_is_not_one_is_named(invoke, environ, tmp_path):
+    (tmp_path / "not.ini").write_text("just text\n")
+    result = invoke("migrate", "status", env={**environ, "ATSBOOST_ALEMBIC_INI": str(tmp_path / "not.ini")})
+    assert result.returncode == 1
+    assert "not.ini is not an Alembic ini file (MissingSectionHeaderError)" in result.stderr

@@ -172,6 +172,10 @@ def test_pool_overrides():
         ("DATABASE_SSL", "maybe", "DATABASE_SSL='maybe' is not a boolean; use true or false"),
         ("DATABASE_DISABLE_SSL", "2", "DATABASE_DISABLE_SSL='2' is not a boolean"),
         ("DATABASE_APPLICATION_NAME", "x" * 64, "PostgreSQL keeps at most 63"),
+        ("DATABASE_MAX_LIFETIME", "0.001", "would replace every connection almost at once"),
+        ("DATABASE_RETRY_MAX_SECONDS", "0", "leaves no time for even one attempt"),
+        ("DATABASE_RETRY_MAX_SECONDS", "0.01", "DATABASE_RETRY_MAX_SECONDS='0.01' is not usable"),
+        ("DATABASE_SSL_ROOT_CERT", "/etc/hostname", "holds no PEM certificate"),
     ],
 )
 def test_bad_numbers_and_flags_name_the_variable(variable, value, expected):

@@ -223,3 +223,15 @@ def test_alembic_s_offline_commands_need_no_database(app):
     needs_one = plain_alembic(app, "history", "--indicate-current")
     assert needs_one.returncode != 0  # alembic exits 255 on a FAILED: line
     assert "DATABASE_URL is not set; it is required in production" in needs_one.stderr
+
+
+def test_an_x_argument_nothing_reads_is_refused_before_connecting(app):
+    for args, expected in [
+        (["-x", "unknownopt=1", "current"], "alembic -x unknownopt=1: atsboost's env.py reads only"),
+        (["-x", "lock_timeout=abc", "upgrade", "heads"], "timeouts come from MIGRATION_LOCK_TIMEOUT"),
+        (["-x", "dry_run=maybe", "upgrade", "heads"], "-x dry_run='maybe' is not a boolean"),
+    ]:
+        ran = plain_alembic(app, *args)
+        assert ran.returncode != 0
+        assert expected in ran.stderr, ran.stderr
+        assert "Traceback" not in ran.stderr
