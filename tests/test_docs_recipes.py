@@ -1,10 +1,12 @@
 """The app-server recipes of docs/runtime.md, run as written there, as real server processes."""
 
 import asyncio
+import collections
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -48,12 +50,15 @@ def terminate_backends(observer) -> int:
         )
 
 
-async def put_plans(base: str, count: int, concurrency: int, on_progress) -> list[int]:
-    """PUT ``count`` plans from ``concurrency`` clients; ``on_progress(done)`` after each answer."""
+async def put_plans(base: str, count: int, concurrency: int, on_progress) -> dict[int, int | None]:
+    """PUT ``count`` plans from ``concurrency`` clients; ``on_progress(done)`` after each answer.
+
+    Return each plan's status code, or None where the request got no answer.
+    """
     codes: asyncio.Queue[int] = asyncio.Queue()
     for i in range(count):
         codes.put_nowait(i)
-    statuses: list[int] = []
+    statuses: dict[int, int | None] = {}
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
 
@@ -61,45 +66,94 @@ async def put_plans(base: str, count: int, concurrency: int, on_progress) -> lis
             while not codes.empty():
                 i = codes.get_nowait()
                 body = {"name": f"Load {i}", "price_cents": i}
-                statuses.append((await client.put(f"/plans/load-{i:03d}", json=body)).status_code)
+                try:
+                    statuses[i] = (await client.put(f"/plans/load-{i:03d}", json=body)).status_code
+                except httpx.TransportError:
+                    statuses[i] = None
                 await on_progress(len(statuses))
 
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
     return statuses
 
 
-def test_the_fastapi_app_serves_500_requests_while_its_backends_are_terminated(
-    recipe_env, tmp_path, unused_tcp_port, make_engine
+def serve(module: str, tmp_path, env, port: int) -> tuple[subprocess.Popen[str], Path]:
+    """Start uvicorn on the recipe as docs/runtime.md says to run it; its output goes to a file.
+
+    A pipe nobody reads would fill (uvicorn logs every request) and stop its event loop.
+    """
+    (tmp_path / f"{module}.py").write_text(recipe(f"{module}.py"))
+    command = [sys.executable, "-m", "uvicorn", f"{module}:app", "--port", str(port)]
+    command += ["--timeout-keep-alive", "75", "--timeout-graceful-shutdown", "20"]
+    log = tmp_path / f"{module}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+    return process, log
+
+
+def stopped(process: subprocess.Popen[str], log: Path) -> tuple[int, str]:
+    """Send SIGTERM as a deploy would; return the exit status and what the server wrote."""
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    return process.returncode, log.read_text()
+
+
+def stored_codes(observer) -> set[str]:
+    with observer.connect() as conn:
+        found = conn.execute(text("SELECT code FROM subscription_plans WHERE code LIKE 'load-%'"))
+        return set(found.scalars())
+
+
+@pytest.mark.parametrize("module", ["main", "main_sync"])
+def test_a_fastapi_app_loses_no_commit_while_its_backends_are_terminated(
+    module, recipe_env, tmp_path, unused_tcp_port, make_engine
 ):
     observer = make_engine(DATABASE_APPLICATION_NAME="atsboost-observer")
-    (tmp_path / "main.py").write_text(recipe("main.py"))
     base = f"http://127.0.0.1:{unused_tcp_port}"
-    command = [sys.executable, "-m", "uvicorn", "main:app", "--port", str(unused_tcp_port)]
-    command += ["--timeout-graceful-shutdown", "20"]
-    server = subprocess.Popen(
-        command, cwd=tmp_path, env=recipe_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    server, log = serve(module, tmp_path, recipe_env, unused_tcp_port)
     try:
-        assert wait_until(lambda: ready(base) == 200, timeout=60), server.stderr
+        assert wait_until(lambda: answers(base), timeout=60), "uvicorn did not start"
+        assert module == "main_sync" or ready(base) == 200  # the async recipe's readiness route
+        # A unique constraint checked at COMMIT: the session dependency's commit fails after the handler.
+        with observer.begin() as conn:
+            conn.execute(
+                text(
+                    "ALTER TABLE subscription_plans ADD CONSTRAINT plans_name_once UNIQUE (name) "
+                    "DEFERRABLE INITIALLY DEFERRED"
+                )
+            )
+        body = {"name": "Same", "price_cents": 1}
+        first = httpx.post(f"{base}/plans/deferred-a", json=body, timeout=30)
+        second = httpx.post(f"{base}/plans/deferred-b", json=body, timeout=30)
         terminated: list[int] = []
 
-        async def kill_once(done: int) -> None:
-            if done == 150 and not terminated:
+        async def kill_twice(done: int) -> None:
+            if done in (250, 650) and len(terminated) < 2:
                 terminated.append(await asyncio.to_thread(terminate_backends, observer))
 
-        statuses = asyncio.run(put_plans(base, 500, 50, kill_once))
-        listed = httpx.get(f"{base}/plans", timeout=30).json()
+        statuses = asyncio.run(put_plans(base, 1000, 50, kill_twice))
     finally:
-        code, err = stop(server)
-    assert terminated and terminated[0] >= 1  # the fault really happened
-    assert statuses == [200] * 500, err
+        code, err = stopped(server, log)
+    assert (first.status_code, second.status_code) == (201, 500), err
     with observer.connect() as conn:
-        stored = conn.execute(text("SELECT count(*) FROM subscription_plans WHERE code LIKE 'load-%'"))
-        assert stored.scalar_one() == 500
-    assert sum(plan["code"].startswith("load-") for plan in listed) == 500
-    # uvicorn ran the lifespan's shutdown, then ends with the signal it was sent.
+        deferred = conn.execute(text("SELECT code FROM subscription_plans WHERE code LIKE 'deferred-%'"))
+        assert list(deferred.scalars()) == ["deferred-a"]  # the 500's row was not saved
+    assert len(terminated) == 2 and all(n >= 1 for n in terminated)  # the faults really happened
+    answered = {f"load-{i:03d}" for i, status in statuses.items() if status is not None and status < 300}
+    assert stored_codes(observer) == answered, collections.Counter(statuses.values())  # 2xx rows, no other
+    assert list(statuses.values()) == [200] * 1000, err
+    # uvicorn ran the lifespan's shutdown, with atsboost's lines shown, then ends with the signal it was sent.
+    assert "INFO atsboost.runtime.shutdown: shutdown: closed every connection" in err, err
     assert "Application shutdown complete." in err and code in (0, -signal.SIGTERM), err
     assert our_backends(observer, APP) == 0
+
+
+def answers(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/docs", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def ready(base: str) -> int | None:
