@@ -29,7 +29,17 @@ from dataclasses import asdict
 from pathlib import Path
 
 import psycopg
-from benchlib import aio_contention, aio_overhead, commands, contention, health, latency, overhead, recovery
+from benchlib import (
+    aio_contention,
+    aio_overhead,
+    commands,
+    contention,
+    health,
+    histories,
+    latency,
+    overhead,
+    recovery,
+)
 from benchlib.common import Row
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -76,6 +86,7 @@ CASES = (
     "recovery",
     "start-up",
     "migrations",
+    "history",
     "health",
 )
 
@@ -94,6 +105,7 @@ def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
         "recovery": lambda: recovery.run(before=0.5 if quick else 1.0, after=1.5 if quick else 3.0),
         "start-up": lambda: commands.startup(url, rounds=2 if quick else 11),
         "migrations": lambda: commands.migrations(url, rounds=1 if quick else 7),
+        "history": lambda: histories.run(url, rounds=1 if quick else 7),
         "health": lambda: health.run(url, tables=200 if quick else 20000, repeats=3 if quick else 11),
     }
     rows: list[Row] = []

@@ -131,7 +131,10 @@ def create(name: str, *, autogenerate: bool = False, settings: Settings | None =
             f"migration name {name!r} is not allowed: use only letters, digits, '_' and '-' "
             "(e.g. add_resume_table)"
         )
-    config = _own_project(settings, MigrationOptions("revision", settings=settings, skip_empty=autogenerate))
+    options = MigrationOptions(
+        "revision", settings=settings, skip_empty=autogenerate, autogenerate=autogenerate
+    )
+    config = _own_project(settings, options)
     try:
         script = _run(command.revision, config, message=name, autogenerate=autogenerate)
     except MigrationError as exc:

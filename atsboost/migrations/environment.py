@@ -23,7 +23,7 @@ from sqlalchemy import MetaData
 from atsboost.errors import AtsboostError
 from atsboost.migrations import session
 from atsboost.migrations.online import OnlineRun
-from atsboost.migrations.options import check_x_arguments, invocation
+from atsboost.migrations.options import check_x_arguments, invocation, options_of
 from atsboost.migrations.revisions import rewrite
 
 # Commands that apply or record revisions compare no models: atsboost's (and with them the
@@ -89,8 +89,9 @@ def _needs_database(config: Config) -> bool:
     before one exists), and neither does atsboost's routing of a new revision.
     """
     options = config.cmd_opts
-    if options is None:  # called through the API: atsboost's own commands know what they need
-        return True
+    if options is None:  # called through the API: atsboost's own options say
+        own = options_of(config)
+        return not (own.command == "revision" and not own.autogenerate)
     command = invocation(config)[0]
     if command == "history":
         return bool(getattr(options, "indicate_current", False)) or "current" in (

@@ -51,6 +51,7 @@ class MigrationOptions:
     allow_data_loss: bool = False
     lock_held: int | None = None
     result: MigrationResult = field(default_factory=MigrationResult)
+    autogenerate: bool = False  # a revision compared with the database (the only one that reads it)
 
 
 def options_of(config: Config) -> MigrationOptions:

@@ -235,3 +235,14 @@ def test_an_x_argument_nothing_reads_is_refused_before_connecting(app):
         assert ran.returncode != 0
         assert expected in ran.stderr, ran.stderr
         assert "Traceback" not in ran.stderr
+
+
+def test_a_new_revision_needs_no_database(app, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ATSBOOST_", "DATABASE_", "NODE_ENV"))}
+    env["ATSBOOST_EMBEDDED_DIR"] = str(tmp_path / "embedded")  # development: the embedded server, if asked
+    command = [sys.executable, "-m", "atsboost", "migrate", "create", "add_notes"]
+    ran = subprocess.run(command, cwd=app, env=env, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    [written] = revision_files(app)
+    assert ran.stdout.strip().endswith(f"created {written}")
+    assert not (tmp_path / "embedded").exists()  # no server was started for it
