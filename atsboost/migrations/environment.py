@@ -13,6 +13,7 @@ autogenerate never proposes to drop them.
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Collection, Sequence
 
 from alembic import context
@@ -24,6 +25,8 @@ from atsboost.errors import AtsboostError
 from atsboost.migrations import session
 from atsboost.migrations.online import OnlineRun
 from atsboost.migrations.options import check_x_arguments, invocation, options_of
+from atsboost.migrations.plan import plan
+from atsboost.migrations.rendering import render_sql
 from atsboost.migrations.revisions import rewrite
 
 # Commands that apply or record revisions compare no models: atsboost's (and with them the
@@ -115,13 +118,16 @@ def _run_without_database(metadata: list[MetaData]) -> None:
 
 
 def _run_offline(metadata: list[MetaData]) -> None:
-    context.configure(
-        dialect_name="postgresql",
-        target_metadata=metadata,
-        literal_binds=True,
-        transaction_per_migration=True,
-    )
-    with context.begin_transaction():
-        for statement in session.session_timeouts(session.migration_settings(context.config)):
-            context.execute(statement)
-        context.run_migrations()
+    """Write the SQL of the range asked (``alembic upgrade A:B --sql``), with the same timeouts.
+
+    A revision that cannot be rendered is named in place, and the rest is written after it.
+    """
+    command = invocation(context.config)[0]
+    start = context.get_starting_revision_argument()
+    current = () if start is None else (start,) if isinstance(start, str) else tuple(start)
+    destination = context.get_revision_argument()
+    target = destination if isinstance(destination, str) else "heads"
+    upgrade, steps = plan(command, target, current, scripts=context.script)
+    out = context.config.output_buffer or sys.stdout
+    settings = session.migration_settings(context.config)
+    render_sql(current, out, metadata, settings, steps, upgrade=upgrade)

@@ -11,14 +11,16 @@ lock they are documented to take, and are not run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy.exc
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, text
 
 from atsboost.config.settings import Settings, get_settings
-from atsboost.errors import MigrationError, first_line
+from atsboost.errors import MigrationError, RevisionNotRenderableError, first_line
 from atsboost.migrations.leftovers import left_behind, snapshot
 from atsboost.migrations.lint import Statement, statements
 from atsboost.migrations.project import alembic_config, script_directory
@@ -98,8 +100,7 @@ def trace(
             for revision in revisions:
                 script = scripts.get_revision(revision)
                 if script is not None:
-                    for statement in statements(render(settings, script, scripts), script):
-                        lines += _trace(conn, revision, statement)
+                    lines += _trace_revision(conn, settings, script, scripts)
             transaction.rollback()
         with engine.connect() as conn:
             left = left_behind(before, conn)
@@ -109,6 +110,30 @@ def trace(
             )
     finally:
         engine.dispose()
+    return lines
+
+
+def _trace_revision(
+    conn: Connection, settings: Settings | None, script: Script, scripts: ScriptDirectory
+) -> list[TraceLine]:
+    """Trace one revision's statements; one that cannot be rendered offline is one untraced line."""
+    try:
+        sql = render(settings, script, scripts)
+    except RevisionNotRenderableError as exc:
+        note = f"its SQL cannot be rendered offline: {exc.reason}"
+        whole = TraceLine(
+            script.revision,
+            "(the whole revision)",
+            "(its tables)",
+            "",
+            rewritten=False,
+            bytes=None,
+            rows=None,
+        )
+        return [dataclasses.replace(whole, traced=False, note=note)]
+    lines = []
+    for statement in statements(sql, script):
+        lines += _trace(conn, script.revision, statement)
     return lines
 
 

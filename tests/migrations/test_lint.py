@@ -1,6 +1,9 @@
 """The lint: one revision per rule is flagged with its id; its safe twin is not."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -205,6 +208,19 @@ def test_a_revision_that_reads_the_database_is_a_finding_and_applies_as_written(
     dry = invoke("migrate", "--dry-run", env=env)
     assert "-- revision reads01 cannot be rendered as offline SQL (AttributeError" in dry.stdout
     assert "CREATE INDEX ix_t ON users (email)" in dry.stdout  # the revision after it is shown
+    traced = invoke("migrate", "lint", "--trace", env=env)
+    assert "(its tables): not traced (its SQL cannot be rendered offline: AttributeError" in traced.stdout
+    offline = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", str(alembic_project), "upgrade", "heads", "--sql"],
+        cwd=alembic_project.parent,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("ATSBOOST_", "DATABASE_"))},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert offline.returncode == 0, offline.stderr  # no database, and no traceback
+    assert "-- revision reads01 cannot be rendered as offline SQL" in offline.stdout
+    assert "CREATE INDEX ix_t ON users (email)" in offline.stdout
     applied = invoke("migrate", env=env)
     assert applied.returncode == 0, applied.stderr
     assert "lint: revision reads01: AB016" in applied.stderr
