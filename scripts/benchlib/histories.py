@@ -1,4 +1,4 @@
-"""A public history, as a team brings it: MLflow's 68 revisions, migrated by atsboost and by plain Alembic.
+"""A public history, as a team brings it: MLflow's 67 revisions, migrated by atsboost and by plain Alembic.
 
 The revisions run in the environment the tests build for them (tests/histories.py):
 atsboost's wheel with mlflow-skinny. ATSBOOST_TEST_HISTORIES_PYTHON names one already

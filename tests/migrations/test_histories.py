@@ -1,6 +1,6 @@
 """Two public histories, copied unchanged: atsboost applies them as plain Alembic does, and lints them.
 
-MLflow's 68 revisions (7 read the database or cannot be written as literal SQL, so
+MLflow's 67 revisions (7 read the database or cannot be written as literal SQL, so
 they cannot be rendered offline) and Prefect's 120 for PostgreSQL (18 such; one
 written for asyncpg passes a literal % to exec_driver_sql, which psycopg refuses).
 Each is applied by ``atsboost-db migrate`` in testing and in production with the
