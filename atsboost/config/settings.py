@@ -25,6 +25,8 @@ from atsboost.config.parameters import Parameter, connection_parameters, default
 from atsboost.config.project import find_project
 from atsboost.config.replicas import ReplicaSettings as ReplicaSettings
 from atsboost.config.replicas import read_replica_settings
+from atsboost.config.runtime import RuntimeSettings as RuntimeSettings
+from atsboost.config.runtime import read_runtime_settings
 from atsboost.config.seed import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
 from atsboost.config.seed import SeedSettings, read_seed_settings
 from atsboost.config.sslmode import SSLSettings, resolve_ssl
@@ -33,7 +35,6 @@ from atsboost.config.urls import ConnectionURL, DatabaseURL, parse_database_url
 from atsboost.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
-_MIN_LIFETIME = 1.0
 
 _MAX_PRODUCTION_POOL = 20
 
@@ -56,22 +57,6 @@ class PoolSettings:
     idle_timeout: int
     size_origin: str
     mode: str = "session"  # "transaction": a transaction pooler (PgBouncer, Supavisor) is in front
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """Resilience at run time: retry budget, stale-connection checks, monitor, leak detection."""
-
-    validate_after: float
-    retry_attempts: int | None  # None: as many as fit in retry_max_seconds
-    retry_max_seconds: float
-    monitor: bool
-    health_interval: float
-    long_query_seconds: float
-    leak_threshold: float | None
-    stall_timeout: float = 15.0  # a dead network link is noticed within this many seconds
-    max_lifetime: float | None = 1800.0  # connections are replaced before this age (jittered)
-    metrics: bool = True  # count pool, transaction and retry figures (atsboost.metrics)
 
 
 @dataclass(frozen=True)
@@ -136,46 +121,7 @@ def get_settings() -> Settings:
     return load_settings(os.environ)
 
 
-def _runtime(env: EnvironmentVariables, environment: Environment) -> RuntimeSettings:
-    production = environment is Environment.PRODUCTION
-    leak_default = None if production else 60.0
-    leak = env.seconds("DATABASE_LEAK_THRESHOLD", leak_default or 0.0, minimum=0.0)
-    return RuntimeSettings(
-        validate_after=env.seconds("DATABASE_VALIDATE_AFTER", 1.0, minimum=0.0),
-        retry_attempts=env.integer("DATABASE_RETRY_ATTEMPTS", None, minimum=1, maximum=1000),
-        stall_timeout=env.seconds("DATABASE_STALL_TIMEOUT", 15.0, minimum=2.0, maximum=600.0),
-        max_lifetime=_max_lifetime(env),
-        retry_max_seconds=_retry_max_seconds(env),
-        monitor=env.boolean("DATABASE_HEALTH_MONITOR", default=production),
-        health_interval=env.seconds("DATABASE_HEALTH_INTERVAL", 30.0, minimum=0.1),
-        long_query_seconds=env.seconds("DATABASE_LONG_QUERY_SECONDS", 60.0, minimum=0.1),
-        leak_threshold=leak if leak > 0 else None,
-        metrics=env.boolean("DATABASE_METRICS", default=True),
-    )
-
-
 @functools.cache
-def _max_lifetime(env: EnvironmentVariables) -> float | None:
-    """DATABASE_MAX_LIFETIME: 0 for no limit, else at least a second: less only churns connections."""
-    seconds = env.seconds("DATABASE_MAX_LIFETIME", 1800.0, minimum=0.0)
-    if 0 < seconds < _MIN_LIFETIME:
-        raise ConfigurationError(
-            f"DATABASE_MAX_LIFETIME={seconds:g} would replace every connection almost at once; set it to "
-            f"at least {_MIN_LIFETIME:g} seconds (1800 by default), or 0 for no limit"
-        )
-    return seconds or None
-
-
-def _retry_max_seconds(env: EnvironmentVariables) -> float:
-    """DATABASE_RETRY_MAX_SECONDS: the deadline of a run_transaction call, which needs room for one try."""
-    if env.text("DATABASE_RETRY_MAX_SECONDS") in ("0", "0.0"):
-        raise ConfigurationError(
-            "DATABASE_RETRY_MAX_SECONDS=0 leaves no time for even one attempt; give the deadline in seconds "
-            "(15 by default), and set DATABASE_RETRY_ATTEMPTS=1 to turn retrying off"
-        )
-    return env.seconds("DATABASE_RETRY_MAX_SECONDS", 15.0, minimum=0.1)
-
-
 def get_migration_settings() -> MigrationSettings:
     """Return the migration settings from ``os.environ``, without needing DATABASE_URL."""
     return load_migration_settings(os.environ)
@@ -219,7 +165,7 @@ def load_settings(
         embedded_dir=_embedded_dir(env, project.root),
         migration=load_migration_settings(environ, cwd=project.root),
         seed=read_seed_settings(env),
-        runtime=_runtime(env, environment),
+        runtime=read_runtime_settings(env, environment),
         warnings=tuple(warnings),
         replicas=read_replica_settings(env),
     )
