@@ -71,6 +71,18 @@ def _server_from_url(raw: str) -> Server:
     )
 
 
+@pytest.fixture(autouse=True)
+def _sys_path_restored() -> Iterator[None]:
+    """Alembic puts each test project's folder on sys.path (prepend_sys_path): take it off again.
+
+    Left there, sys.path grows by hundreds of folders, and every import that fails (httpcore
+    looks for trio on each request) then searches them all.
+    """
+    saved = list(sys.path)
+    yield
+    sys.path[:] = saved
+
+
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The PostgreSQL server the whole session tests against."""
