@@ -1,7 +1,7 @@
 """The application's entry points for asyncio code: ``atsboost.db``'s twin, awaited.
 
 These functions are a facade over one default
-:class:`~atsboost.runtime.async_database.AsyncDatabase`, built on SQLAlchemy's asyncio
+:class:`~atsboost.runtime.aio.database.AsyncDatabase`, built on SQLAlchemy's asyncio
 extension over psycopg's async driver, so the settings, SSL, timeouts and
 transaction-pooling mode mean what they mean for the sync engine. Install the extra:
 ``pip install 'atsboost[asyncio]'``. Importing connects to nothing; ``await
@@ -14,12 +14,14 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
+from atsboost import migrations
 from atsboost.config.settings import Settings
-from atsboost.runtime import async_retry
-from atsboost.runtime.async_database import AsyncDatabase
-from atsboost.runtime.async_engine import AsyncEngine, AsyncSession, create_async_engine
+from atsboost.runtime.aio import database as async_database
+from atsboost.runtime.aio import retry as async_retry
+from atsboost.runtime.aio.engine import AsyncEngine, AsyncSession, create_async_engine
+from atsboost.runtime.retry import TransactionOptions
 from atsboost.runtime.shutdown import ShutdownReport
 
 __all__ = [
@@ -39,6 +41,16 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class AsyncDatabase(async_database.AsyncDatabase):
+    """The runtime's :class:`~atsboost.runtime.aio.database.AsyncDatabase`, migrating before it serves.
+
+    As ``atsboost.db.Database``: ``before_serving=()`` leaves migrations to a deploy step.
+    """
+
+    default_before_serving = (migrations.before_serving,)
+
 
 default = AsyncDatabase()
 """The process-wide database the functions below work on."""
@@ -73,7 +85,10 @@ async def session_scope(
 
 
 async def run_transaction(
-    fn: Callable[[AsyncSession], Awaitable[T]], *, engine: AsyncEngine | None = None, **options: Any
+    fn: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    engine: AsyncEngine | None = None,
+    **options: Unpack[TransactionOptions],
 ) -> T:
     """Run ``await fn(session)`` in a transaction and commit; on a transient error, run it all again.
 
@@ -86,14 +101,16 @@ async def run_transaction(
 
 
 def transaction(
-    **options: Any,
+    *, engine: AsyncEngine | None = None, **options: Unpack[TransactionOptions]
 ) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
     """Decorate ``async fn(session, *args)`` so every call runs through ``run_transaction``."""
 
     def decorate(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> T:
-            return await run_transaction(lambda session: fn(session, *args, **kwargs), **options)
+            return await run_transaction(
+                lambda session: fn(session, *args, **kwargs), engine=engine, **options
+            )
 
         return wrapper
 

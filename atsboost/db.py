@@ -12,15 +12,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from atsboost import migrations
 from atsboost.config.settings import Settings
 from atsboost.runtime import database
-from atsboost.runtime.database import Database
 from atsboost.runtime.engine import create_engine
+from atsboost.runtime.retry import TransactionOptions
 from atsboost.runtime.shutdown import ShutdownReport
 
 __all__ = [
@@ -39,6 +40,17 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class Database(database.Database):
+    """The runtime's :class:`~atsboost.runtime.database.Database`, migrating before it serves by default.
+
+    ``startup()`` applies pending revisions (unless DATABASE_MIGRATE_ON_STARTUP=false);
+    ``before_serving=()`` leaves migrations to a deploy step of their own.
+    """
+
+    default_before_serving = (migrations.before_serving,)
+
 
 default = Database()
 """The process-wide database the functions below work on."""
@@ -70,7 +82,9 @@ def session_scope(engine: Engine | None = None, *, read_only: bool = False) -> I
         yield session
 
 
-def run_transaction(fn: Callable[[Session], T], *, engine: Engine | None = None, **options: Any) -> T:
+def run_transaction(
+    fn: Callable[[Session], T], *, engine: Engine | None = None, **options: Unpack[TransactionOptions]
+) -> T:
     """Run ``fn(session)`` in a transaction and commit; on a transient error, run it all again.
 
     ``fn`` must have no side effects outside the database (it may run several
@@ -81,13 +95,15 @@ def run_transaction(fn: Callable[[Session], T], *, engine: Engine | None = None,
     return default.run_transaction(fn, engine=engine, **options)
 
 
-def transaction(**options: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+def transaction(
+    *, engine: Engine | None = None, **options: Unpack[TransactionOptions]
+) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorate ``fn(session, *args)`` so every call runs through ``run_transaction`` with ``options``."""
 
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> T:
-            return run_transaction(lambda session: fn(session, *args, **kwargs), **options)
+            return run_transaction(lambda session: fn(session, *args, **kwargs), engine=engine, **options)
 
         return wrapper
 

@@ -56,6 +56,12 @@ class CatalogueError(SeedError):
     """The plan catalogue is malformed; the message names the file, the plan and the field."""
 
 
+class TestDatabaseError(AtsboostError):
+    """A test database could not be prepared or used as asked; the message names the fix."""
+
+    __test__ = False  # a name pytest would otherwise collect from a test module that imports it
+
+
 class TransactionOutcomeUnknownError(AtsboostError):
     """The connection broke during COMMIT: the transaction may or may not have been applied."""
 

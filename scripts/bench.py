@@ -39,6 +39,7 @@ from benchlib import (
     latency,
     overhead,
     recovery,
+    testing,
 )
 from benchlib.common import Row
 from psycopg import sql
@@ -88,6 +89,7 @@ CASES = (
     "migrations",
     "history",
     "health",
+    "testing",
 )
 
 
@@ -107,6 +109,7 @@ def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
         "migrations": lambda: commands.migrations(url, rounds=1 if quick else 7),
         "history": lambda: histories.run(url, rounds=1 if quick else 7),
         "health": lambda: health.run(url, tables=200 if quick else 20000, repeats=3 if quick else 11),
+        "testing": lambda: testing.run(url, tests=20 if quick else 200, rounds=1 if quick else 11),
     }
     rows: list[Row] = []
     for case in cases:

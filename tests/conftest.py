@@ -1,10 +1,11 @@
 """Test harness: every test that touches a database talks to a real PostgreSQL.
 
-By default the session starts its own embedded server (pgserver, through
-atsboost's own embedded module); with ATSBOOST_TEST_DATABASE_URL set to a
-superuser URL it uses that server instead. pytest-postgresql's no-process
-fixtures then give each test that asks for ``postgresql`` its own database,
-cloned from a template.
+The server is atsboost's own pytest plugin's (``atsboost.testing.plugin``): with
+ATSBOOST_TEST_DATABASE_URL set to a superuser URL, that server; by default an
+embedded one, started here in the run's own folder. pytest-postgresql's
+no-process fixtures give each test that asks for ``postgresql`` a database of its
+own, cloned from an empty template; the plugin's fixtures (``db_session``) give a
+test the migrated database in a transaction.
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from pytest_postgresql import factories
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Engine
 
 from atsboost.cli import cli
 from atsboost.config.settings import Settings, load_settings
+from atsboost.config.testing import TestSettings, read_test_settings
 from atsboost.runtime import embedded
 from atsboost.runtime.engine import create_engine
 
-TEST_URL_VARIABLE = "ATSBOOST_TEST_DATABASE_URL"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -60,15 +61,25 @@ class Server:
         return URL.create("postgresql+psycopg", self.user, self.password, self.host, self.port, dbname)
 
 
-def _server_from_url(raw: str) -> Server:
-    url = make_url(raw)
-    return Server(
-        host=url.host or str(url.query.get("host", "/var/run/postgresql")),
-        port=url.port or 5432,
-        user=url.username or "postgres",
-        password=url.password if isinstance(url.password, str) else None,
-        maintenance_dbname=url.database or "postgres",
-    )
+_OWN_BASETEMP = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give a run without --basetemp a temporary folder of its own, removed when it ends.
+
+    pytest's default folder is shared by every run of the same user and keeps the
+    last three: a second suite running at once would delete the first one's
+    embedded server. xdist's workers get folders inside the one chosen here.
+    """
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        config.option.basetemp = config.stash[_OWN_BASETEMP] = tempfile.mkdtemp(prefix="atsboost-tests-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the run's own temporary folder, whether the tests passed or not."""
+    folder = config.stash.get(_OWN_BASETEMP, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
@@ -84,24 +95,32 @@ def _sys_path_restored() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The PostgreSQL server the whole session tests against."""
-    raw = os.environ.get(TEST_URL_VARIABLE)
-    if raw:
-        yield _server_from_url(raw)
-        return
+def atsboost_test_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestSettings]:
+    """The plugin's test settings, with the embedded server in this run's own folder, stopped at the end.
+
+    A project's tests share its development server in ``.atsboost/``; this suite owns its server.
+    """
     directory = tmp_path_factory.mktemp("embedded-server")
-    url = embedded.ensure_running(directory)
+    settings = read_test_settings({**os.environ, "ATSBOOST_EMBEDDED_DIR": str(directory)}, REPO)
     try:
-        yield Server(
-            host=str(url.query["host"]),
-            port=5432,
-            user="postgres",
-            password=None,
-            maintenance_dbname="postgres",
-        )
+        yield settings
     finally:
-        embedded.stop(directory)
+        if settings.server is None:
+            embedded.stop(directory)
+
+
+@pytest.fixture(scope="session")
+def pg_server(atsboost_test_server: Settings) -> Server:
+    """The server the session tests against: the plugin's (ATSBOOST_TEST_DATABASE_URL, else embedded)."""
+    url = atsboost_test_server.url
+    assert url is not None
+    return Server(
+        host=url.host or str(url.query.get("host", "/var/run/postgresql")),
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        maintenance_dbname=url.database or "postgres",
+    )
 
 
 postgresql_noproc = factories.postgresql_noproc(depends_on="pg_server", dbname="atsboost_test")
@@ -465,6 +484,18 @@ def recipe(name: str, doc: str = "runtime.md") -> str:
     found = [block.split("```", 1)[0] for block in blocks if block.startswith(f"# {name}\n")]
     assert len(found) == 1, f"docs/{doc} should hold one block starting '# {name}'"
     return found[0]
+
+
+def assert_waited_within(caplog: pytest.LogCaptureFixture, *, seconds: float) -> None:
+    """Assert that the wait for the database retried, and began no sleep once its budget was spent.
+
+    The deadline, not the clock: each sleep it plans is logged before it starts, so
+    all but the last began inside ``seconds`` (on a busy machine the wall clock runs over).
+    """
+    waits = [r for r in caplog.records if getattr(r, "event", None) == "database_wait"]
+    delays: list[float] = [r.__dict__["delay_seconds"] for r in waits]  # set by the log call's extra
+    assert delays, "it gave up without waiting"
+    assert sum(delays[:-1]) < seconds, delays
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:

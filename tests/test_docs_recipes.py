@@ -1,11 +1,13 @@
-"""The app-server recipes of docs/runtime.md, run as written there, as real server processes."""
+"""The app-server recipes of docs/runtime.md, run as written there, as real server processes.
+
+They run as a team runs them: atsboost installed from its wheel, with the extras the
+recipes name, in a virtualenv of their own, under uvicorn and gunicorn.
+"""
 
 import asyncio
 import collections
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -13,18 +15,27 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import recipe, wait_until
-from tests.runtime.test_shutdown import our_backends
+from tests.runtime.test_shutdown import backends_exited
+from tests.wheel import install_wheel
 
 APP = "atsboost-recipe"
+PACKAGES = ("uvicorn", "gunicorn")
+
+
+@pytest.fixture(scope="module")
+def wheel_bin(tmp_path_factory):
+    """A new virtualenv with atsboost's wheel, the extras the recipes name, uvicorn and gunicorn."""
+    folder = tmp_path_factory.mktemp("recipes-wheel")
+    return install_wheel(folder, extras="fastapi,flask,prometheus", packages=PACKAGES)
 
 
 @pytest.fixture
-def recipe_env(environ, tmp_path):
-    """The process environment of a recipe's server: the test's database, and the repository importable."""
+def recipe_env(environ, tmp_path, wheel_bin):
+    """The process environment of a recipe's server: the test's database, the wheel's virtualenv first."""
     return {
         **environ,
         "DATABASE_APPLICATION_NAME": APP,
-        "PATH": os.environ["PATH"],
+        "PATH": f"{wheel_bin}:/usr/bin:/bin",
         "PYTHONPATH": str(tmp_path),
     }
 
@@ -43,7 +54,7 @@ def terminate_backends(observer) -> int:
             conn.execute(
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE application_name = :a"
+                    " WHERE application_name = :a AND datname = current_database()"
                 ),
                 {"a": APP},
             ).scalar_one()
@@ -77,13 +88,19 @@ async def put_plans(base: str, count: int, concurrency: int, on_progress) -> dic
 
 
 def serve(module: str, tmp_path, env, port: int) -> tuple[subprocess.Popen[str], Path]:
-    """Start uvicorn on the recipe as docs/runtime.md says to run it; its output goes to a file.
+    """Start the recipe's server as docs/runtime.md says to run it; its output goes to a file.
 
-    A pipe nobody reads would fill (uvicorn logs every request) and stop its event loop.
+    A pipe nobody reads would fill (the servers log every request) and stop the server.
     """
     (tmp_path / f"{module}.py").write_text(recipe(f"{module}.py"))
-    command = [sys.executable, "-m", "uvicorn", f"{module}:app", "--port", str(port)]
-    command += ["--timeout-keep-alive", "75", "--timeout-graceful-shutdown", "20"]
+    if module == "app":  # Flask, under gunicorn with its recipe's configuration and 4 workers
+        (tmp_path / "gunicorn.conf.py").write_text(recipe("gunicorn.conf.py"))
+        (tmp_path / "metrics").mkdir()
+        env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+        command = ["gunicorn", "-c", "gunicorn.conf.py", "-w", "4", "-b", f"127.0.0.1:{port}", "app:app"]
+    else:
+        command = ["uvicorn", f"{module}:app", "--port", str(port)]
+        command += ["--timeout-keep-alive", "75", "--timeout-graceful-shutdown", "20"]
     log = tmp_path / f"{module}.log"
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -105,16 +122,17 @@ def stored_codes(observer) -> set[str]:
         return set(found.scalars())
 
 
-@pytest.mark.parametrize("module", ["main", "main_sync"])
-def test_a_fastapi_app_loses_no_commit_while_its_backends_are_terminated(
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["main", "main_sync", "app"])
+def test_an_app_loses_no_commit_while_its_backends_are_terminated(
     module, recipe_env, tmp_path, unused_tcp_port, make_engine
 ):
     observer = make_engine(DATABASE_APPLICATION_NAME="atsboost-observer")
     base = f"http://127.0.0.1:{unused_tcp_port}"
     server, log = serve(module, tmp_path, recipe_env, unused_tcp_port)
     try:
-        assert wait_until(lambda: answers(base), timeout=60), "uvicorn did not start"
-        assert module == "main_sync" or ready(base) == 200  # the async recipe's readiness route
+        assert wait_until(lambda: answers(base), timeout=60), "the server did not start"
+        assert ready(base) == 200  # the readiness route: the database answers
         # A unique constraint checked at COMMIT: the session dependency's commit fails after the handler.
         with observer.begin() as conn:
             conn.execute(
@@ -133,8 +151,11 @@ def test_a_fastapi_app_loses_no_commit_while_its_backends_are_terminated(
                 terminated.append(await asyncio.to_thread(terminate_backends, observer))
 
         statuses = asyncio.run(put_plans(base, 1000, 50, kill_twice))
+        committed = committed_in_scrape(base) if module == "app" else None
     finally:
         code, err = stopped(server, log)
+    if committed is not None:  # every worker's transactions, added up by the multi-process scrape
+        assert committed == 1000, committed  # the 1,000 PUTs, each one run_transaction, over 4 workers
     assert (first.status_code, second.status_code) == (201, 500), err
     with observer.connect() as conn:
         deferred = conn.execute(text("SELECT code FROM subscription_plans WHERE code LIKE 'deferred-%'"))
@@ -143,22 +164,37 @@ def test_a_fastapi_app_loses_no_commit_while_its_backends_are_terminated(
     answered = {f"load-{i:03d}" for i, status in statuses.items() if status is not None and status < 300}
     assert stored_codes(observer) == answered, collections.Counter(statuses.values())  # 2xx rows, no other
     assert list(statuses.values()) == [200] * 1000, err
-    # uvicorn ran the lifespan's shutdown, with atsboost's lines shown, then ends with the signal it was sent.
-    assert "INFO atsboost.runtime.shutdown: shutdown: closed every connection" in err, err
-    assert "Application shutdown complete." in err and code in (0, -signal.SIGTERM), err
-    assert our_backends(observer, APP) == 0
+    if module == "app":  # gunicorn stopped its workers gracefully, each running worker_exit's shutdown
+        assert "Shutting down: Master" in err and code == 0, err
+    else:  # uvicorn ran the lifespan's shutdown, with atsboost's lines shown, then ends with its signal
+        assert "INFO atsboost.runtime.shutdown: shutdown: closed every connection" in err, err
+        assert "Application shutdown complete." in err and code in (0, -signal.SIGTERM), err
+    assert backends_exited(observer, APP)
+
+
+def committed_in_scrape(base: str) -> float:
+    """Scrape /metrics: the committed run_transaction calls of every worker, added up."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = httpx.get(f"{base}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == "atsboost_transactions_total" and sample.labels.get("outcome") == "committed"
+    )
 
 
 def answers(base: str) -> bool:
     try:
-        return httpx.get(f"{base}/docs", timeout=2).status_code == 200
+        return bool(httpx.get(f"{base}/healthz", timeout=2).json() == {"status": "alive"})
     except httpx.TransportError:
         return False
 
 
 def ready(base: str) -> int | None:
     try:
-        return httpx.get(f"{base}/ready", timeout=2).status_code
+        return httpx.get(f"{base}/readyz", timeout=2).status_code
     except httpx.TransportError:
         return None
 
@@ -188,7 +224,7 @@ def test_the_asyncio_worker_handles_each_job_once_and_stops_on_sigterm(recipe_en
         conn.execute(text("INSERT INTO jobs (payload) SELECT 'job ' || i FROM generate_series(1, 2000) i"))
     (tmp_path / "worker.py").write_text(recipe("worker.py"))
     process = subprocess.Popen(
-        [sys.executable, "-c", HANDLE],
+        ["python", "-c", HANDLE],
         cwd=tmp_path,
         env=recipe_env,
         stdout=subprocess.PIPE,
@@ -211,7 +247,7 @@ def test_the_asyncio_worker_handles_each_job_once_and_stops_on_sigterm(recipe_en
         ).one()
     assert 0 < marked < 2000  # it stopped on SIGTERM, before the queue was empty
     assert marked == handled  # each claimed job was handled once, and each handled job claimed
-    assert our_backends(observer, APP) == 0
+    assert backends_exited(observer, APP)
 
 
 def done(observer) -> int:

@@ -7,13 +7,16 @@ environment, its template and atsboost's revisions.
 import json
 import os
 import subprocess
-import sys
 import textwrap
 
 import pytest
 from sqlalchemy import text
 
 from tests.conftest import REPO
+from tests.migrations.test_project import TEAM_MODELS, add_models
+from tests.wheel import install_wheel
+
+pytestmark = pytest.mark.slow
 
 MODELS = """
 from sqlalchemy import ForeignKey, String
@@ -34,15 +37,7 @@ class Resume(Timestamps, Base):
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """A fresh virtualenv, outside the checkout, with atsboost installed from a freshly built wheel."""
-    root = tmp_path_factory.mktemp("wheel")
-    run = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(REPO)]
-    subprocess.run(run, check=True, capture_output=True, timeout=300)
-    [wheel] = (root / "dist").glob("atsboost-*.whl")
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)]
-    subprocess.run(pip, check=True, capture_output=True, timeout=600)
-    return venv / "bin"
+    return install_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture
@@ -98,13 +93,7 @@ def test_a_folder_without_a_project_uses_the_packaged_migrations(app_shell, fold
 
 def test_an_app_model_autogenerates_migrates_and_runs_from_subfolders(app_shell, folder, make_engine):
     assert app_shell("atsboost-db", "migrate", "init").returncode == 0
-    (folder / "app_models.py").write_text(MODELS)
-    env_py = folder / "migrations" / "env.py"
-    env_py.write_text(
-        env_py.read_text().replace(
-            "target_metadata = None", "from app_models import Base\n\ntarget_metadata = Base.metadata"
-        )
-    )
+    add_models(folder, "app_models", MODELS, "Base")
     assert app_shell("atsboost-db", "init").returncode == 0
     created = app_shell("atsboost-db", "migrate", "create", "add_resumes", "--autogenerate")
     assert created.returncode == 0, created.stderr
@@ -131,6 +120,29 @@ def test_an_app_model_autogenerates_migrates_and_runs_from_subfolders(app_shell,
     started = app_shell("python", "-c", startup, cwd=sub)
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == "healthy"
+
+
+def test_a_team_with_its_own_users_table_adopts_the_wheel_without_atsboost_s_schema(
+    app_shell, folder, make_engine
+):
+    assert app_shell("atsboost-db", "migrate", "init", "--no-app-schema").returncode == 0
+    add_models(folder, "team_models", TEAM_MODELS, "TeamBase")
+    created = app_shell("atsboost-db", "migrate", "create", "users", "--autogenerate")
+    assert created.returncode == 0, created.stderr
+    [revision] = (folder / "migrations" / "versions").glob("*_users.py")
+    assert "op.create_table('users'" in revision.read_text()
+    startup = "from atsboost import db; db.startup(); print(db.health_state()['status']); db.shutdown()"
+    started = app_shell("python", "-c", startup)  # startup() applies the team's revision
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "healthy"
+    assert app_shell("atsboost-db", "migrate", "check").returncode == 0
+    assert app_shell("alembic", "upgrade", "heads").returncode == 0
+    with make_engine().begin() as conn:
+        conn.execute(text("INSERT INTO users (handle) VALUES ('ada')"))
+        tables = set(
+            conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
+        )
+    assert tables == {"alembic_version", "atsboost_checksums", "users"}
 
 
 def test_plain_alembic_in_the_app_project_has_the_force_gate(app_shell, folder, make_engine):

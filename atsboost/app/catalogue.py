@@ -22,7 +22,6 @@ _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _MAX_INTEGER = 2**31 - 1  # the columns are PostgreSQL integers
 _REQUIRED = ("code", "name", "price_cents", "billing_interval")
-_OPTIONAL = ("currency", "features", "limits", "is_active", "sort_order")
 
 
 @dataclass(frozen=True)
@@ -85,63 +84,21 @@ def _plan(label: str, position: int, raw: Any) -> PlanSpec:
         raise CatalogueError(f"{label}: plan #{position} is not a table; write it as [[plans]]")
     code = raw.get("code")
     where = f"{label}: plan {code!r} (#{position})" if isinstance(code, str) else f"{label}: plan #{position}"
-
-    def check(name: str, valid: Callable[[Any], bool], accepted: str) -> Any:
-        value = raw[name]
-        if not valid(value):
-            raise CatalogueError(f"{where}, field {name!r}: {accepted}, got {value!r}")
-        return value
-
     for name in raw:
-        if name not in _REQUIRED + _OPTIONAL:
-            known = ", ".join(_REQUIRED + _OPTIONAL)
-            raise CatalogueError(f"{where}, field {name!r}: unknown field; the fields are {known}")
+        if name not in _FIELDS:
+            raise CatalogueError(
+                f"{where}, field {name!r}: unknown field; the fields are {', '.join(_FIELDS)}"
+            )
     for name in _REQUIRED:
         if name not in raw:
             raise CatalogueError(f"{where}, field {name!r}: missing; every plan needs {', '.join(_REQUIRED)}")
-    return PlanSpec(
-        code=check(
-            "code",
-            lambda v: isinstance(v, str) and bool(_CODE.fullmatch(v)),
-            "must be lower-case letters, digits, '_' or '-' (at most 64)",
-        ),
-        name=check(
-            "name",
-            lambda v: isinstance(v, str) and 0 < len(v.strip()) <= 120,
-            "must be a non-empty text of at most 120 characters",
-        ),
-        price_cents=check(
-            "price_cents", _whole_non_negative, f"must be a whole number of cents from 0 to {_MAX_INTEGER:,}"
-        ),
-        billing_interval=check(
-            "billing_interval",
-            lambda v: v in BILLING_INTERVALS,
-            f"must be one of {', '.join(BILLING_INTERVALS)}",
-        ),
-        currency=check(
-            "currency",
-            lambda v: isinstance(v, str) and bool(_CURRENCY.fullmatch(v)),
-            "must be a three-letter upper-case ISO 4217 code such as USD",
-        )
-        if "currency" in raw
-        else "USD",
-        features=tuple(check("features", _list_of_text, "must be a list of texts"))
-        if "features" in raw
-        else (),
-        limits=dict(
-            check("limits", _flat_table, "must be a table of names to numbers from 0 up, booleans or texts")
-        )
-        if "limits" in raw
-        else {},
-        is_active=check("is_active", lambda v: isinstance(v, bool), "must be true or false")
-        if "is_active" in raw
-        else True,
-        sort_order=check(
-            "sort_order", _whole_non_negative, f"must be a whole number from 0 to {_MAX_INTEGER:,}"
-        )
-        if "sort_order" in raw
-        else position * 10,
-    )
+    values: dict[str, Any] = {"sort_order": position * 10}  # the catalogue's order, unless given
+    for name, value in raw.items():
+        valid, accepted, convert = _FIELDS[name]
+        if not valid(value):
+            raise CatalogueError(f"{where}, field {name!r}: {accepted}, got {value!r}")
+        values[name] = convert(value)
+    return PlanSpec(**values)
 
 
 def _whole_non_negative(value: Any) -> bool:
@@ -158,3 +115,41 @@ def _flat_table(value: Any) -> bool:
         isinstance(v, bool | str) or (isinstance(v, int | float) and math.isfinite(v) and v >= 0)
         for v in value.values()
     )
+
+
+def _text(limit: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and 0 < len(v.strip()) <= limit
+
+
+def _keep(value: Any) -> Any:
+    return value
+
+
+# Each field: what is valid, what the error says is accepted, and how the value is kept.
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], Any]]] = {
+    "code": (
+        lambda v: isinstance(v, str) and bool(_CODE.fullmatch(v)),
+        "must be lower-case letters, digits, '_' or '-' (at most 64)",
+        _keep,
+    ),
+    "name": (_text(120), "must be a non-empty text of at most 120 characters", _keep),
+    "price_cents": (
+        _whole_non_negative,
+        f"must be a whole number of cents from 0 to {_MAX_INTEGER:,}",
+        _keep,
+    ),
+    "billing_interval": (
+        lambda v: v in BILLING_INTERVALS,
+        f"must be one of {', '.join(BILLING_INTERVALS)}",
+        _keep,
+    ),
+    "currency": (
+        lambda v: isinstance(v, str) and bool(_CURRENCY.fullmatch(v)),
+        "must be a three-letter upper-case ISO 4217 code such as USD",
+        _keep,
+    ),
+    "features": (_list_of_text, "must be a list of texts", tuple),
+    "limits": (_flat_table, "must be a table of names to numbers from 0 up, booleans or texts", dict),
+    "is_active": (lambda v: isinstance(v, bool), "must be true or false", _keep),
+    "sort_order": (_whole_non_negative, f"must be a whole number from 0 to {_MAX_INTEGER:,}", _keep),
+}

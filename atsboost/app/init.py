@@ -16,6 +16,7 @@ from atsboost.app.seed import SeedResult, check_admin_password, run
 from atsboost.config.settings import Settings, get_settings
 from atsboost.migrations.results import MigrationResult
 from atsboost.runtime.engine import create_engine
+from atsboost.runtime.provisioning import create_if_missing
 
 
 @dataclass(frozen=True)
@@ -27,21 +28,27 @@ class InitResult:
     migration: MigrationResult
     seed: SeedResult
     plans: tuple[PlanSpec, ...]
+    created: bool = False  # the database itself did not exist, and was created
 
     @property
     def changed(self) -> bool:
-        """True when this run migrated or created anything."""
-        return bool(self.migration.applied) or self.seed.changed
+        """True when this run created the database, migrated or seeded anything."""
+        return self.created or bool(self.migration.applied) or self.seed.changed
 
 
 def initialize(
     settings: Settings | None = None, *, plans: Sequence[PlanSpec] | None = None, force: bool | None = None
 ) -> InitResult:
-    """First deploy: migrate every branch to its head (every migration gate applies), then seed."""
+    """First deploy: create the database if need be, migrate every branch to its head, then seed.
+
+    Every migration gate applies. The database is created (as Rails' ``db:prepare``
+    does) when the server says it does not exist and the role may create it.
+    """
     settings = settings or get_settings()
     # A bad catalogue or a weak production password fails before anything is written.
     plans = load_catalogue() if plans is None else plans
     check_admin_password(settings)
+    created = create_if_missing(settings) is not None
     migration = migrations.upgrade(settings, force=force)
     engine = create_engine(settings)
     try:
@@ -66,4 +73,4 @@ def initialize(
         )
         for p in rows
     )
-    return InitResult(database, revision, migration, seeded, listed)
+    return InitResult(database, revision, migration, seeded, listed, created=created)

@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from atsboost.app.catalogue import PlanSpec, load_catalogue
 from atsboost.app.models import SubscriptionPlan, User
 from atsboost.app.passwords import MIN_LENGTH, hash_password, weakness
+from atsboost.app.schema import schema_head
 from atsboost.config.settings import DEFAULT_ADMIN_PASSWORD, Environment, Settings, get_settings
 from atsboost.errors import SeedError, SeedRefusedError
-from atsboost.migrations.locks import lock_key
 from atsboost.migrations.project import alembic_config, script_directory
-from atsboost.migrations.revisions import atsboost_head
+from atsboost.migrations.run.locks import lock_key
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def run(
 def _require_schema(session: Session, settings: Settings) -> None:
     """Seeding needs atsboost's tables at atsboost's latest revision; the app's own may be anywhere."""
     scripts = script_directory(alembic_config(settings))
-    needed = atsboost_head(scripts).revision
+    needed = schema_head(scripts).revision
     current = tuple(MigrationContext.configure(session.connection()).get_current_heads())
     try:
         applied = {s.revision for s in scripts.iterate_revisions(current, "base")} if current else set()

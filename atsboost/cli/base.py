@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from atsboost.cli.progress import LiveLine
 from atsboost.errors import AtsboostError, MigrationLintError
 
 if TYPE_CHECKING:
     from atsboost.config.settings import Settings
 
 # Our own progress lines say what runs; the libraries' INFO chatter is for --debug.
-# (SQLAlchemy logs pool lifecycle under the pool class's module: atsboost.runtime.pool.)
-_QUIET = ("pgserver", "alembic", "atsboost.runtime.pool", "atsboost.runtime.shutdown")
+# (SQLAlchemy logs pool lifecycle under the pool class's module: atsboost.runtime.pool.queue.)
+_QUIET = ("pgserver", "alembic", "atsboost.runtime.pool.queue", "atsboost.runtime.shutdown")
 
 
 class LintRefused(click.ClickException):
@@ -40,6 +41,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as exc:
+            _stop_live_line()
             error = exc if isinstance(exc, AtsboostError) else _database_error(ctx, exc)
             if error is None:
                 raise
@@ -54,6 +56,15 @@ class Group(click.Group):
             if meta.get("atsboost.debug"):
                 traceback.print_exc()
             raise failure(str(error)) from None
+        finally:
+            _stop_live_line()
+
+
+def _stop_live_line() -> None:
+    """Take a terminal's live line off: the command ends, or its error is printed next."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _StderrHandler) and handler.live is not None:
+            handler.live.stop()
 
 
 def _database_error(ctx: click.Context, exc: Exception) -> AtsboostError | None:
@@ -100,7 +111,20 @@ force_option = click.option(
 
 
 class _StderrHandler(logging.StreamHandler[Any]):
-    """Write to whatever ``sys.stderr`` is at the time (click's test runner swaps it)."""
+    """Write to whatever ``sys.stderr`` is at the time (click's test runner swaps it).
+
+    On a terminal it keeps a migration's running statement on a live last line.
+    """
+
+    live: LiveLine | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the record; on a terminal, above the live line, which then follows the record."""
+        if self.live is not None:
+            self.live.clear()
+        super().emit(record)
+        if self.live is not None:
+            self.live.follow(record)
 
     @property
     def stream(self) -> Any:
@@ -109,6 +133,25 @@ class _StderrHandler(logging.StreamHandler[Any]):
     @stream.setter
     def stream(self, value: Any) -> None:
         pass
+
+
+class _OnceACommand(logging.Filter):
+    """Let a notice that every connection of a command repeats through once (the embedded server's)."""
+
+    EVENTS = frozenset({"embedded_in_use"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Pass a record unless it is one of EVENTS already passed in this command."""
+        event = getattr(record, "event", None)
+        if event not in self.EVENTS:
+            return True
+        seen = event in self._seen
+        self._seen.add(event)
+        return not seen
 
 
 def configure_logging(*, debug: bool, json_lines: bool = False) -> None:
@@ -124,6 +167,11 @@ def configure_logging(*, debug: bool, json_lines: bool = False) -> None:
         handler.setFormatter(JsonLogFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    terminal = not json_lines and sys.stderr.isatty()
+    handler.live = LiveLine(lambda: sys.stderr) if terminal else None
+    for stale in [f for f in handler.filters if isinstance(f, _OnceACommand)]:
+        handler.removeFilter(stale)  # a command of its own: the notices once more
+    handler.addFilter(_OnceACommand())
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.NOTSET if debug else logging.WARNING)

@@ -12,7 +12,9 @@ import click
 from atsboost.cli.base import Invocation, force_option, json_option, pass_invocation, plans_option
 
 if TYPE_CHECKING:
+    from atsboost.app.init import InitResult
     from atsboost.app.seed import SeedResult
+    from atsboost.config.settings import Settings
 
 
 @click.command()
@@ -52,9 +54,15 @@ def init(invocation: Invocation, *, plans_file: Path | None, force: bool | None)
     from atsboost.app.init import initialize
 
     result = initialize(invocation.settings, plans=load_catalogue(plans_file), force=force)
+    report_init(result, invocation.settings)
+
+
+def report_init(result: InitResult, settings: Settings) -> None:
+    """Print what ``init`` did: the database, the revision, the first admin, the plans."""
     migration = result.migration
     applied = f"applied {len(migration.applied)} revision(s) now" if migration.applied else "already at head"
-    click.echo(f"database  {result.database}")
+    created = " (created now: it did not exist)" if result.created else ""
+    click.echo(f"database  {result.database}{created}")
     click.echo(f"revision  {', '.join(result.revision)} ({applied})")
     click.echo(admin_line(result.seed))
     for plan in result.plans:
@@ -69,6 +77,12 @@ def init(invocation: Invocation, *, plans_file: Path | None, force: bool | None)
         if result.changed
         else "nothing changed: the database was already initialised"
     )
+    if settings.embedded:
+        click.echo(
+            f"the embedded PostgreSQL keeps running in the background (its data: {settings.embedded_dir}); "
+            "`atsboost-db dev-db stop` stops it",
+            err=True,
+        )
 
 
 def admin_line(result: SeedResult) -> str:

@@ -100,20 +100,30 @@ def migrate_merge(invocation: Invocation, *, message: str) -> None:
 
 @migrate.command("init")
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-def migrate_init(directory: Path) -> None:
+@click.option(
+    "--no-app-schema",
+    is_flag=True,
+    help="Leave out the ATSBoost application's tables (users, subscription_plans, subscriptions).",
+)
+def migrate_init(directory: Path, *, no_app_schema: bool) -> None:
     """Create an Alembic project for your application in DIRECTORY (default: here).
 
     It writes alembic.ini and migrations/ (env.py with atsboost's gates, script.py.mako,
-    versions/); atsboost's own tables come along as the dependency branch "atsboost".
+    versions/). The ATSBoost application's tables come along as the dependency branch
+    "atsboost" unless --no-app-schema: then the project holds your tables only.
     """
     from atsboost.migrations import init_project
 
-    for path in init_project(directory):
+    for path in init_project(directory, components=() if no_app_schema else None):
         click.echo(f"created {path}")
+    first = (
+        "`atsboost-db migrate` applies nothing yet"
+        if no_app_schema
+        else "`atsboost-db init` creates atsboost's tables and seeds them"
+    )
     click.echo(
-        "next, from that folder: `atsboost-db init` creates atsboost's tables and seeds them; set "
-        "target_metadata in migrations/env.py to your models' MetaData, then "
-        "`atsboost-db migrate create NAME --autogenerate` writes your first revision"
+        f"next, from that folder: {first}; set target_metadata in migrations/env.py to your models' "
+        "MetaData, then `atsboost-db migrate create NAME --autogenerate` writes your first revision"
     )
 
 
@@ -157,18 +167,20 @@ def migrate_lint(
     from atsboost.migrations.lint import EXIT_CODES, lint
 
     settings = invocation.settings
-    chosen = None if span else [r.id for r in migrations.status(settings).pending]
-    report = lint(settings, revisions=chosen, span=span)
+    report = lint(settings, span=span) if span else migrations.lint_pending(settings)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     else:
         for finding in report.findings:
             waived = f" (waived: {finding.waived})" if finding.waived else ""
             where = " ".join(filter(None, (finding.revision, finding.rule, finding.severity, finding.table)))
-            click.echo(f"{where}: {finding.problem}{waived}")
+            detail = f" ({finding.detail})" if finding.detail else ""
+            click.echo(f"{where}{detail}: {finding.problem}{waived}")
             click.echo(f"    lock: {finding.lock}; safe: {finding.recipe}")
             if finding.unchecked:
                 click.echo(f"    not checked: {', '.join(finding.unchecked)}")
+        if report.consulted:
+            click.echo(f"read from the database's catalog: {'; '.join(report.consulted)}")
         click.echo(f"{len(report.revisions)} revision(s) linted: {report.verdict}")
     if trace or trace_url:
         _print_trace(invocation, report.revisions if span is None else None, trace_url)
@@ -177,7 +189,7 @@ def migrate_lint(
 
 def _print_trace(invocation: Invocation, pending: list[str] | None, url: str | None) -> None:
     from atsboost import migrations
-    from atsboost.migrations.trace import trace
+    from atsboost.migrations.lint.trace import trace
 
     settings = invocation.settings if url is None else invocation.settings.with_database(url, "--trace-url")
     if pending is None or url is not None:

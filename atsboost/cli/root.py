@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from atsboost.cli.base import Group, Invocation, configure_logging, json_option, pass_invocation
+from atsboost.cli.base import Group, Invocation, configure_logging, json_option, pass_invocation, plans_option
 
 if TYPE_CHECKING:
     from atsboost.config.settings import Settings
@@ -43,6 +44,7 @@ def cli(ctx: click.Context, *, debug: bool, log_format: str) -> None:
 def config(invocation: Invocation, *, as_json: bool, connect: bool) -> None:
     """Show the effective settings: environment, database, SSL, pool and timeouts."""
     from atsboost.config import render
+    from atsboost.health.connect import hosts
     from atsboost.runtime.engine import create_engine, server_info
 
     settings = invocation.settings
@@ -56,6 +58,7 @@ def config(invocation: Invocation, *, as_json: bool, connect: bool) -> None:
             engine.dispose()
         if settings.replicas.urls:
             described["replicas"]["nodes"] = _replica_nodes(settings)
+        described["hosts"] = hosts(settings)
     click.echo(json.dumps(described, indent=2) if as_json else render.render(described))
 
 
@@ -92,6 +95,31 @@ def dev_db_url(invocation: Invocation) -> None:
     url = embedded.ensure_running(directory)
     click.echo(url.set(drivername="postgresql").render_as_string(hide_password=True))
     click.echo(f"the embedded PostgreSQL keeps its data in {directory}", err=True)
+
+
+@dev_db.command("reset")
+@plans_option
+@pass_invocation
+def dev_db_reset(invocation: Invocation, *, plans_file: Path | None) -> None:
+    """Drop the embedded development database, create it again and `init` it (development only)."""
+    from atsboost.app.catalogue import load_catalogue
+    from atsboost.app.init import initialize
+    from atsboost.cli.data import report_init
+    from atsboost.config.environment import Environment
+    from atsboost.errors import ConfigurationError
+    from atsboost.runtime import embedded
+
+    settings = invocation.settings
+    if settings.environment is not Environment.DEVELOPMENT or not settings.embedded:
+        raise ConfigurationError(
+            "dev-db reset drops the embedded development database only, and this is "
+            f"{settings.masked_url} in {settings.environment.value}; unset DATABASE_URL in development "
+            "to reset the embedded one (for another database, drop it yourself, then `atsboost-db init`)"
+        )
+    plans = load_catalogue(plans_file)  # a bad catalogue fails before anything is dropped
+    embedded.recreate_database(settings.embedded_dir)
+    click.echo(f"dropped and created the embedded database in {settings.embedded_dir}")
+    report_init(initialize(settings, plans=plans), settings)
 
 
 @dev_db.command("stop")

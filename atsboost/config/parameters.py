@@ -13,6 +13,7 @@ or gives ``connect_timeout=0`` (no bound on connecting), is refused with one lin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -74,14 +75,30 @@ def checked(variable: str, name: str, value: str) -> str:
 def connection_parameters(
     defaults: Mapping[str, Parameter], given: Mapping[str, str], variable: str = "DATABASE_URL"
 ) -> dict[str, Parameter]:
-    """Merge a URL's managed parameters (``given``) over atsboost's ``defaults``: the URL's value wins."""
+    """Merge a URL's managed parameters (``given``) over atsboost's ``defaults``: the URL's value wins.
+
+    ``options`` is merged setting by setting: the URL's ``-c`` settings win, atsboost's others stay.
+    """
     merged = dict(defaults)
     for name, value in given.items():
         source = variable
-        if name == "options" and "options" in merged and "statement_timeout" not in value:
-            value, source = f"{value} {merged['options'].value}", f"{variable} + {merged['options'].source}"
+        if name == "options" and "options" in merged:
+            theirs = _settings(value)
+            kept = [f"-c {item}" for item in re.findall(r"-c\s*(\S+)", merged["options"].value)]
+            kept = [item for item in kept if _setting(item) not in theirs]
+            if kept:
+                value, source = f"{value} {' '.join(kept)}", f"{variable} + {merged['options'].source}"
         merged[name] = Parameter(name, value, source)
     return merged
+
+
+def _settings(options: str) -> set[str]:
+    """Return the server settings an ``options`` value sets (``-c name=value``, ``--name=value``)."""
+    return {_setting(part) for part in re.split(r"(?:^|\s)(?:-c\s*|--)", options) if "=" in part}
+
+
+def _setting(part: str) -> str:
+    return part.removeprefix("-c").strip().split("=", 1)[0].strip().replace("-", "_").lower()
 
 
 def defaults(
@@ -106,8 +123,34 @@ def defaults(
         Parameter("tcp_user_timeout", str(round(stall_timeout * 1000)), stall),
     ]
     # Behind a transaction pooler the timeout is SET LOCAL in each BEGIN instead (poolers refuse options).
-    if statement_timeout_ms is not None and not transaction_pooler:
-        found.append(
-            Parameter("options", f"-c statement_timeout={statement_timeout_ms}", "DATABASE_STATEMENT_TIMEOUT")
-        )
+    if not transaction_pooler:
+        found.append(_server_options(stall_timeout, statement_timeout_ms))
     return {parameter.name: parameter for parameter in found}
+
+
+def stall_options(stall_timeout: float) -> str:
+    """Return the ``options`` value of the server-side dead-link bounds alone (what a pooler may refuse)."""
+    return _server_options(stall_timeout, None).value
+
+
+def _server_options(stall_timeout: float, statement_timeout_ms: int | None) -> Parameter:
+    """Return the server's own settings for the session: the dead-link bounds from its side, the timeout.
+
+    A client gone behind a dead link answers nothing: without these the server keeps its
+    session (idle, or running a query it cannot deliver) until its operating system's
+    keepalive, two hours by default. With them the server ends it within the stall bound,
+    running query included (``client_connection_check_interval``, PostgreSQL 14 and later).
+    """
+    settings = {
+        "tcp_keepalives_idle": max(1, round(stall_timeout / 3)),
+        "tcp_keepalives_interval": max(1, round(stall_timeout / 9)),
+        "tcp_keepalives_count": 3,
+        "tcp_user_timeout": round(stall_timeout * 1000),
+        "client_connection_check_interval": round(stall_timeout * 1000 / 3),
+    }
+    sources = ["DATABASE_STALL_TIMEOUT"]
+    if statement_timeout_ms is not None:
+        settings["statement_timeout"] = statement_timeout_ms
+        sources.append("DATABASE_STATEMENT_TIMEOUT")
+    value = " ".join(f"-c {name}={number}" for name, number in settings.items())
+    return Parameter("options", value, " + ".join(sources))

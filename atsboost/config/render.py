@@ -78,6 +78,8 @@ def render(d: dict[str, Any]) -> str:
                 f"{'SSL' if s['ssl'] else 'no SSL'}, connected in {s['latency_ms']} ms",
             )
         )
+    if d.get("hosts"):
+        rows.append(("hosts", _hosts(d["hosts"])))
     rows.append(("connections", _arithmetic(d)))
     lines = [f"{name:<18} {value}" for name, value in rows]
     lines += [f"WARNING: {warning}" for warning in d["warnings"]]
@@ -102,6 +104,17 @@ def _replicas(replicas: dict[str, Any]) -> str:
         state = node["problem"] or f"{node['role']}, replay lag {node['replay_lag_seconds']:.1f} s"
         text += f"\n{'':<18} {node['url']}: {state}"
     return text
+
+
+def _hosts(hosts: list[dict[str, Any]]) -> str:
+    """Each host of a multi-host DATABASE_URL: its role, a primary's timeline, why one did not answer."""
+    lines = []
+    for host in hosts:
+        state = host["role"] if host["error"] is None else f"unreachable: {host['error']}"
+        if host["timeline"] is not None:
+            state += f", timeline {host['timeline']}"
+        lines.append(f"{host['host']}: {state}")
+    return f"\n{'':<18} ".join(lines)
 
 
 def _arithmetic(d: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ class RuntimeSettings:
     stall_timeout: float = 15.0  # a dead network link is noticed within this many seconds
     max_lifetime: float | None = 1800.0  # connections are replaced before this age (jittered)
     metrics: bool = True  # count pool, transaction and retry figures (atsboost.metrics)
+    primary_check_interval: float = 2.0  # a host list's roles and timelines are checked this often
 
 
 def read_runtime_settings(env: EnvironmentVariables, environment: Environment) -> RuntimeSettings:
@@ -43,6 +44,9 @@ def read_runtime_settings(env: EnvironmentVariables, environment: Environment) -
         long_query_seconds=env.seconds("DATABASE_LONG_QUERY_SECONDS", 60.0, minimum=0.1),
         leak_threshold=leak if leak > 0 else None,
         metrics=env.boolean("DATABASE_METRICS", default=True),
+        primary_check_interval=env.seconds(
+            "DATABASE_PRIMARY_CHECK_INTERVAL", 2.0, minimum=0.1, maximum=600.0
+        ),
     )
 
 

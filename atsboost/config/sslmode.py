@@ -62,6 +62,18 @@ def resolve_ssl(
                 "unencrypted; use sslmode=require or verify-full"
             )
         return SSLSettings(url_mode, root_cert, "sslmode in DATABASE_URL")
+    return _from_database_ssl(env, environment, url, root_cert, warnings)
+
+
+def _from_database_ssl(
+    env: EnvironmentVariables,
+    environment: Environment,
+    url: ConnectionURL | None,
+    root_cert: str | None,
+    warnings: list[str],
+) -> SSLSettings:
+    """Choose from DATABASE_SSL (on by default in production or with a CA file) and the CA file."""
+    production = environment is Environment.PRODUCTION
     explicit = env.text("DATABASE_SSL") is not None
     # A CA file means verification, in every environment: prefer would accept any server.
     if not env.boolean("DATABASE_SSL", default=production or root_cert is not None):

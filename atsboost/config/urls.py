@@ -79,6 +79,14 @@ class ConnectionURL:
             self.drivername, self.username, self.password, self.host, self.port, self.database, self.query
         )
 
+    def one_host(self, address: str) -> ConnectionURL:
+        """Return this URL aimed at one host of its list (``host:port``), the rest as it is."""
+        host, _, port = address.rpartition(":")
+        query = {key: value for key, value in self.query.items() if key != "host"}
+        return replace(
+            self, host=host or address, port=int(port) if port.isdigit() else self.port, query=query
+        )
+
     def libpq(self) -> dict[str, Any] | None:
         """Return the libpq parameters as SQLAlchemy's dialect passes them; None for a repeated option."""
         if any(isinstance(value, tuple) for value in self.query.values()):

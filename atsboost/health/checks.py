@@ -48,86 +48,100 @@ def evaluate(report: HealthReport, limits: Thresholds) -> list[Check]:
     """Judge the report against the thresholds; an unreachable database is CRITICAL."""
     connection = report.connection
     if not connection.reachable:
-        return [Check("connection", CRITICAL, f"unreachable: {connection.error}")]
+        return [Check("connection", CRITICAL, f"unreachable: {connection.error}"), *_hosts(report)]
+    return [
+        *_hosts(report),
+        *_revisions(report),
+        *_connections(report, limits),
+        *_queries(report, limits),
+        *_storage(report, limits),
+        *_replication(report, limits),
+    ]
+
+
+def _revisions(report: HealthReport) -> list[Check]:
+    """Judge the connection, and revisions pending or edited since they were applied."""
+    connection = report.connection
     checks = [Check("connection", OK, f"reachable in {connection.latency_ms} ms")]
     if connection.pending_revisions:
         checks.append(Check("migrations", WARNING, f"{connection.pending_revisions} revision(s) pending"))
     if connection.edited_revisions:
         edited = "; ".join(connection.edited_revisions)
         checks.append(Check("revision checksums", WARNING, f"{edited}; see `atsboost-db migrate validate`"))
-    if report.usage is not None:
-        share = report.usage.total / report.usage.usable if report.usage.usable else 1.0
-        checks.append(
-            _rising(
-                "connections",
-                share,
-                limits.connections_warning,
-                limits.connections_critical,
-                f"{report.usage.total} of {report.usage.usable} usable ({share:.0%})",
-            )
-        )
-        oldest = report.usage.oldest_idle_in_transaction_seconds or 0.0
-        checks.append(
-            _rising(
-                "idle in transaction",
-                oldest,
-                limits.idle_in_transaction_warning,
-                limits.idle_in_transaction_critical,
-                f"oldest for {oldest:.0f} s",
-            )
-        )
+    return checks
+
+
+def _connections(report: HealthReport, limits: Thresholds) -> list[Check]:
+    """Judge connections against the usable slots, and the oldest idle transaction."""
+    usage = report.usage
+    if usage is None:
+        return []
+    share = usage.total / usage.usable if usage.usable else 1.0
+    oldest = usage.oldest_idle_in_transaction_seconds or 0.0
+    return [
+        _rising(
+            "connections",
+            share,
+            limits.connections_warning,
+            limits.connections_critical,
+            f"{usage.total} of {usage.usable} usable ({share:.0%})",
+        ),
+        _rising(
+            "idle in transaction",
+            oldest,
+            limits.idle_in_transaction_warning,
+            limits.idle_in_transaction_critical,
+            f"oldest for {oldest:.0f} s",
+        ),
+    ]
+
+
+def _queries(report: HealthReport, limits: Thresholds) -> list[Check]:
+    """Judge queries running long, and sessions blocked behind a lock."""
     longest = max((q["seconds"] for q in report.long_queries), default=0.0)
-    checks.append(
+    blocked = max((b["blocked_seconds"] or 0.0 for b in report.blocking), default=0.0)
+    status = OK if not report.blocking else CRITICAL if blocked >= limits.long_query_critical else WARNING
+    return [
         _rising(
             "long queries",
             longest,
             limits.long_query_warning,
             limits.long_query_critical,
             f"{len(report.long_queries)} over {limits.long_query_warning:g} s, longest {longest:.0f} s",
-        )
-    )
-    blocked = max((b["blocked_seconds"] or 0.0 for b in report.blocking), default=0.0)
-    status = OK if not report.blocking else CRITICAL if blocked >= limits.long_query_critical else WARNING
-    message = f"{len(report.blocking)} blocked session(s), longest {blocked:.0f} s"
-    checks.append(Check("blocking", status, message))
-    checks.append(
-        Check(
-            "invalid indexes",
-            WARNING if report.invalid_indexes else OK,
-            ", ".join(i["index"] for i in report.invalid_indexes) or "none",
-        )
-    )
+        ),
+        Check("blocking", status, f"{len(report.blocking)} blocked session(s), longest {blocked:.0f} s"),
+    ]
+
+
+def _storage(report: HealthReport, limits: Thresholds) -> list[Check]:
+    """Judge invalid indexes, the cache hit ratio, xid wraparound and sequences running out."""
+    invalid = ", ".join(i["index"] for i in report.invalid_indexes) or "none"
+    checks = [Check("invalid indexes", WARNING if report.invalid_indexes else OK, invalid)]
     if report.cache_hit_ratio is not None:
         ratio = report.cache_hit_ratio
-        status = (
+        low = (
             CRITICAL
             if ratio < limits.cache_hit_critical
             else WARNING
             if ratio < limits.cache_hit_warning
             else OK
         )
-        checks.append(Check("cache hit ratio", status, f"{ratio:.2%}"))
+        checks.append(Check("cache hit ratio", low, f"{ratio:.2%}"))
     if report.xid_age is not None:
+        age = report.xid_age
         checks.append(
             _rising(
                 "wraparound",
-                report.xid_age,
+                age,
                 limits.xid_age_warning,
                 limits.xid_age_critical,
-                f"transaction ID age {report.xid_age:,}",
+                f"transaction ID age {age:,}",
             )
         )
     used = max((s["used"] for s in report.sequences), default=0.0)
-    checks.append(
-        _rising(
-            "sequences",
-            used,
-            limits.sequence_warning,
-            limits.sequence_critical,
-            f"fullest sequence {used:.0%} used",
-        )
-    )
-    return checks + _replication(report, limits)
+    fullest = f"fullest sequence {used:.0%} used"
+    checks.append(_rising("sequences", used, limits.sequence_warning, limits.sequence_critical, fullest))
+    return checks
 
 
 def _replication(report: HealthReport, limits: Thresholds) -> list[Check]:
@@ -153,6 +167,28 @@ def _replication(report: HealthReport, limits: Thresholds) -> list[Check]:
             name = f"replication slot {slot['slot_name']}"
             found.append(_rising(name, retained, 0, limits.slot_retained_critical, message))
     return found
+
+
+def _hosts(report: HealthReport) -> list[Check]:
+    """Judge a host list: two primaries are a split brain (CRITICAL), a host not answering a WARNING."""
+    if not report.hosts:
+        return []
+    primaries = [h for h in report.hosts if h["role"] == "primary"]
+    down = [h["host"] for h in report.hosts if h["role"] == "unreachable"]
+    if len(primaries) > 1:
+        named = ", ".join(f"{h['host']} (timeline {h['timeline']})" for h in primaries)
+        message = f"split brain: {len(primaries)} primaries: {named}; stop all but the newest timeline's"
+        return [Check("hosts", CRITICAL, message)]
+    if down:
+        return [
+            Check(
+                "hosts",
+                WARNING,
+                f"{', '.join(down)} not answering; {len(report.hosts) - len(down)} of {len(report.hosts)} do",
+            )
+        ]
+    leader = f"primary {primaries[0]['host']}" if primaries else "no primary"
+    return [Check("hosts", OK, f"{len(report.hosts)} hosts answer, {leader}")]
 
 
 def overall(checks: list[Check]) -> str:

@@ -119,34 +119,42 @@ def _collect(rows: Rows, result: HealthReport, long_seconds: float, unused: int)
         return next(iter(row.values()))
 
     result.database_bytes = _section("size", notes, lambda: _database_size(value, notes))
-    result.largest_tables = (
+    result.largest_tables = records(
         _section("size", notes, lambda: _unlocked(rows, notes, q.LARGEST_TABLES, q.LARGEST_TABLES_ESTIMATED))
-        or []
     )
-    result.tables = _section("table statistics", notes, lambda: rows(q.TABLE_STATS)) or []
+    result.tables = records(_section("table statistics", notes, lambda: rows(q.TABLE_STATS)))
     result.usage = _section("connections", notes, lambda: _usage(rows, value))
-    result.long_queries = _section("long queries", notes, lambda: rows(q.LONG_QUERIES, long_seconds)) or []
-    result.blocking = _section("blocking", notes, lambda: rows(q.BLOCKING)) or []
-    result.invalid_indexes = (
+    result.long_queries = records(_section("long queries", notes, lambda: rows(q.LONG_QUERIES, long_seconds)))
+    result.blocking = records(_section("blocking", notes, lambda: rows(q.BLOCKING)))
+    result.invalid_indexes = records(
         _section(
             "indexes", notes, lambda: _unlocked(rows, notes, q.INVALID_INDEXES, q.INVALID_INDEXES_UNLOCKED)
         )
-        or []
     )
-    result.unused_indexes = _section("indexes", notes, lambda: rows(q.UNUSED_INDEXES, unused)) or []
-    result.duplicate_indexes = _section("indexes", notes, lambda: rows(q.DUPLICATE_INDEXES)) or []
+    result.unused_indexes = records(_section("indexes", notes, lambda: rows(q.UNUSED_INDEXES, unused)))
+    result.duplicate_indexes = records(_section("indexes", notes, lambda: rows(q.DUPLICATE_INDEXES)))
     result.cache_hit_ratio = _section("cache", notes, lambda: value(q.CACHE_HIT))
     result.xid_age = _section("wraparound", notes, lambda: value(q.XID_AGE))
-    result.sequences = _section("sequences", notes, lambda: rows(q.SEQUENCES)) or []
+    result.sequences = records(_section("sequences", notes, lambda: rows(q.SEQUENCES)))
     result.replication = _section("replication", notes, lambda: replication.collect(rows))
     installed = _section("slow queries", notes, lambda: value(q.HAS_STATEMENTS))
     if installed:
-        result.statements = _section("slow queries", notes, lambda: rows(q.STATEMENTS))
+        found = _section("slow queries", notes, lambda: rows(q.STATEMENTS))
+        result.statements = None if found is None else records(found)
     elif installed is not None:
         notes.append(
             "slow query statistics: pg_stat_statements is not installed; add it to "
             "shared_preload_libraries, restart, and run CREATE EXTENSION pg_stat_statements"
         )
+
+
+def records(found: list[dict[str, Any]] | None) -> list[Any]:
+    """Return a section's rows, none when it could not be read; typed by the field they go to.
+
+    The rows are the schema's records (``health.records``): ``test_records`` holds the
+    records to the schema and ``test_collect`` every collected row to it.
+    """
+    return found or []
 
 
 def _database_size(value: Callable[..., Any], notes: list[str]) -> int | None:

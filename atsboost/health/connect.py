@@ -16,6 +16,7 @@ import psycopg
 from atsboost import metrics
 from atsboost.health.collect import collect, unreachable
 from atsboost.health.model import HealthReport
+from atsboost.health.records import Host
 from atsboost.metrics.tracing import Span
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def _engine_report(
     import sqlalchemy.exc
     from sqlalchemy.pool import QueuePool
 
-    from atsboost.runtime.pool_internals import pool_usage
+    from atsboost.runtime.pool.internals import pool_usage
 
     started = time.perf_counter()
     try:
@@ -91,8 +92,25 @@ def report_for(
     started = time.perf_counter()
     with _traced(settings.masked_url) as span:
         result = _settings_report(settings, long_query_seconds, migration_status, started)
+        result.hosts = hosts(settings)
         _describe(span, result)
     return result
+
+
+def hosts(settings: Settings) -> list[Host]:
+    """Ask each host of a multi-host DATABASE_URL its role and timeline (none for one host)."""
+    from atsboost.runtime.hosts import addresses, probe
+
+    listed = addresses(settings)
+    if len(listed) < 2:
+        return []
+    found = []
+    for address in listed:
+        node = probe(settings, address).describe()
+        found.append(
+            Host(host=node["host"], role=node["role"], timeline=node["timeline"], error=node["error"])
+        )
+    return found
 
 
 def _settings_report(

@@ -11,11 +11,11 @@ could not read is left out, never written as zero.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 from atsboost.health.checks import EXIT_CODES, Check, overall
 from atsboost.health.model import HealthReport
+from atsboost.health.records import Replication
 
 try:  # the optional extra; say how to install it
     from prometheus_client import CollectorRegistry, generate_latest
@@ -111,15 +111,16 @@ def _activity(report: HealthReport) -> Iterator[Metric]:
     yield _single("atsboost_health_blocked_sessions", "Sessions waiting for another's lock.", blocked)
 
 
-def _replication(replication: dict[str, Any] | None) -> Iterator[Metric]:
+def _replication(replication: Replication | None) -> Iterator[Metric]:
     """Replication, named as postgres_exporter names it where it has a name."""
     if replication is None:
         return
     standby = replication["role"] == "standby"
     yield _single("pg_replication_is_replica", "1 on a standby, 0 on a primary.", 1 if standby else 0)
     if standby:
-        lag = replication["replay_lag_seconds"]
-        yield _single("pg_replication_lag_seconds", "Replay lag of this standby.", lag)
+        replay_lag = replication["replay_lag_seconds"]
+        if replay_lag is not None:  # the schema allows none: no sample rather than a made-up 0
+            yield _single("pg_replication_lag_seconds", "Replay lag of this standby.", replay_lag)
         return
     labels = ["application_name", "client_addr"]
     behind = GaugeMetricFamily(

@@ -5,7 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 2
+from atsboost.health.records import (
+    Blocking,
+    DuplicateIndex,
+    Host,
+    InvalidIndex,
+    LongQuery,
+    Replication,
+    SequenceUse,
+    StatementStats,
+    TableSize,
+    TableStats,
+    UnusedIndex,
+)
+
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -51,19 +65,20 @@ class HealthReport:
     seconds: float
     connection: ConnectionInfo
     database_bytes: int | None = None
-    largest_tables: list[dict[str, Any]] = field(default_factory=list)
-    tables: list[dict[str, Any]] = field(default_factory=list)
+    largest_tables: list[TableSize] = field(default_factory=list)
+    tables: list[TableStats] = field(default_factory=list)
     usage: Usage | None = None
-    long_queries: list[dict[str, Any]] = field(default_factory=list)
-    blocking: list[dict[str, Any]] = field(default_factory=list)
-    invalid_indexes: list[dict[str, Any]] = field(default_factory=list)
-    unused_indexes: list[dict[str, Any]] = field(default_factory=list)
-    duplicate_indexes: list[dict[str, Any]] = field(default_factory=list)
+    long_queries: list[LongQuery] = field(default_factory=list)
+    blocking: list[Blocking] = field(default_factory=list)
+    invalid_indexes: list[InvalidIndex] = field(default_factory=list)
+    unused_indexes: list[UnusedIndex] = field(default_factory=list)
+    duplicate_indexes: list[DuplicateIndex] = field(default_factory=list)
     cache_hit_ratio: float | None = None
     xid_age: int | None = None
-    sequences: list[dict[str, Any]] = field(default_factory=list)
-    statements: list[dict[str, Any]] | None = None
-    replication: dict[str, Any] | None = None
+    sequences: list[SequenceUse] = field(default_factory=list)
+    statements: list[StatementStats] | None = None
+    replication: Replication | None = None
+    hosts: list[Host] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

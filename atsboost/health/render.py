@@ -12,9 +12,12 @@ from atsboost.health.model import HealthReport
 def render(report: HealthReport, checks: list[Check], *, long_query_seconds: float) -> str:
     """Return the whole report as text, sections in the order an operator asks questions."""
     if not report.connection.reachable:
-        return f"CONNECTION\n  unreachable: {report.connection.error}\n\n{summary(checks)}"
+        hosts = _hosts(report)
+        hosts = f"\n\n{hosts}" if hosts else ""
+        return f"CONNECTION\n  unreachable: {report.connection.error}{hosts}\n\n{summary(checks)}"
     parts = [
         _connection(report),
+        _hosts(report),
         _size(report),
         _tables(report),
         _usage(report),
@@ -43,6 +46,14 @@ def _connection(r: HealthReport) -> str:
         revision += f" (head {', '.join(c.head)}, {c.pending_revisions} pending)"
     lines.append(f"  revision       {revision}")
     return "\n".join(lines)
+
+
+def _hosts(r: HealthReport) -> str:
+    rows = [
+        [h["host"], h["role"], str(h["timeline"]) if h["timeline"] is not None else "", h["error"] or ""]
+        for h in r.hosts
+    ]
+    return "HOSTS\n" + _table(["host", "role", "timeline", ""], rows) if rows else ""
 
 
 def _size(r: HealthReport) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from atsboost.health.records import Replication
+
 IN_RECOVERY = "SELECT pg_is_in_recovery()"
 STANDBYS = """
 SELECT application_name, host(client_addr) AS client_addr, state, sync_state,
@@ -37,16 +39,18 @@ SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
 Rows = Callable[..., list[dict[str, Any]]]
 
 
-def collect(rows: Rows) -> dict[str, Any]:
+def collect(rows: Rows) -> Replication:
     """Return the replication section for the server ``rows`` queries."""
     [recovery] = rows(IN_RECOVERY)
     if recovery["pg_is_in_recovery"]:
         [lag] = rows(STANDBY_LAG)
-        return {"role": "standby", "standbys": [], "slots": [], **lag}
-    return {
-        "role": "primary",
-        "standbys": rows(STANDBYS),
-        "slots": rows(SLOTS),
-        "replay_lag_seconds": None,
-        "receiver": None,
-    }
+        return Replication(
+            role="standby",
+            standbys=[],
+            slots=[],
+            replay_lag_seconds=lag["replay_lag_seconds"],
+            receiver=lag["receiver"],
+        )
+    standbys: list[Any] = rows(STANDBYS)
+    slots: list[Any] = rows(SLOTS)
+    return Replication(role="primary", standbys=standbys, slots=slots, replay_lag_seconds=None, receiver=None)

@@ -131,6 +131,7 @@ WHERE backend_type = 'client backend' AND state <> 'idle' AND pid <> pg_backend_
 ORDER BY seconds DESC
 """
 
+# This database's sessions only, as LONG_QUERIES: another database's lock waits are its own report's.
 BLOCKING = """
 SELECT blocked.pid AS blocked_pid, left(blocked.query, 200) AS blocked_query,
        round(extract(epoch FROM now() - blocked.query_start)::numeric, 1)::float AS blocked_seconds,
@@ -139,6 +140,7 @@ SELECT blocked.pid AS blocked_pid, left(blocked.query, 200) AS blocked_query,
 FROM pg_stat_activity blocked
 CROSS JOIN LATERAL unnest(pg_blocking_pids(blocked.pid)) AS b(pid)
 JOIN pg_stat_activity blocker ON blocker.pid = b.pid
+WHERE blocked.datname = current_database()
 ORDER BY blocked_seconds DESC
 """
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 try:  # the optional extra; say how to install it
@@ -33,6 +34,7 @@ except ImportError as missing:
     ) from missing
 
 from atsboost import metrics
+from atsboost.errors import ConfigurationError
 from atsboost.metrics.registry import Registry
 
 # Every metric atsboost exports: name -> (help text, labels). The collector and the
@@ -47,6 +49,7 @@ METRICS: dict[str, tuple[str, list[str]]] = {
     "atsboost_pool_connections_closed": ("Connections closed by the pool, by reason.", ["pool", "reason"]),
     "atsboost_pool_validations": ("Idle connections pinged before use.", ["pool"]),
     "atsboost_pool_leaks": ("Connections reported held past the leak threshold.", ["pool"]),
+    "atsboost_pool_primaries_fenced": ("Stale primaries refused (split brain), by pool.", ["pool"]),
     "atsboost_transactions": ("run_transaction calls finished, by outcome.", ["pool", "outcome"]),
     "atsboost_transaction_retries": (
         "Attempts retried, by the SQLSTATE that failed them.",
@@ -80,6 +83,26 @@ def register(
     except ValueError as exc:  # prometheus_client's word for "these names are registered already"
         if "Duplicated timeseries" not in str(exc):
             raise
+
+
+def scrape_registry(path: str | None = None) -> CollectorRegistry:
+    """Return a registry that adds up every worker's files, for a multi-process ``/metrics`` route.
+
+    ``path``: the files' folder (default: ``PROMETHEUS_MULTIPROC_DIR``, read as
+    prometheus_client reads it). A file a worker has not sized yet is skipped,
+    so a scrape while a worker starts, or after one was killed then, still answers.
+    """
+    from atsboost.metrics.prometheus_multiprocess import FilesCollector
+
+    folder = path or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder or not Path(folder).is_dir():
+        raise ConfigurationError(
+            "PROMETHEUS_MULTIPROC_DIR is not set or not a folder; set it to an empty folder shared by "
+            "the workers before they start"
+        )
+    registry = CollectorRegistry()
+    registry.register(FilesCollector(folder))
+    return registry
 
 
 def _mirror(source: Registry, interval: float) -> None:
@@ -132,6 +155,7 @@ def _pool_families(pools: dict[str, dict[str, Any]]) -> Iterator[Metric]:
     closed = _counter("atsboost_pool_connections_closed")
     validations = _counter("atsboost_pool_validations")
     leaks = _counter("atsboost_pool_leaks")
+    fenced = _counter("atsboost_pool_primaries_fenced")
     for name, pool in pools.items():
         for state in ("checked_out", "idle"):
             connections.add_metric([name, state], pool.get(state, 0))
@@ -144,7 +168,8 @@ def _pool_families(pools: dict[str, dict[str, Any]]) -> Iterator[Metric]:
             closed.add_metric([name, reason], count)
         validations.add_metric([name], pool["validations"])
         leaks.add_metric([name], pool["leaks"])
-    yield from (connections, limits, waiting, wait, timeouts, opened, closed, validations, leaks)
+        fenced.add_metric([name], pool.get("fenced", 0))
+    yield from (connections, limits, waiting, wait, timeouts, opened, closed, validations, leaks, fenced)
 
 
 def _transaction_families(pools: dict[str, dict[str, Any]]) -> Iterator[Metric]:

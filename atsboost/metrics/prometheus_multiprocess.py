@@ -14,13 +14,17 @@ counting in the live gauges: they are the workers' sums.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 import weakref
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
-from prometheus_client import Counter, Gauge, Histogram, multiprocess
+from prometheus_client import Counter, Gauge, Histogram, Metric, multiprocess
+from prometheus_client.registry import Collector
 
 from atsboost.metrics.histogram import SECONDS
 from atsboost.metrics.prometheus import METRICS
@@ -151,6 +155,7 @@ def _counters() -> dict[str, tuple[Counter, list[str]]]:
         "invalidated": closed,
         "validations": counter("atsboost_pool_validations"),
         "leaks": counter("atsboost_pool_leaks"),
+        "fenced": counter("atsboost_pool_primaries_fenced"),
         "transactions": counter("atsboost_transactions"),
         "retries": counter("atsboost_transaction_retries"),
         "migrations_applied": counter("atsboost_migrations_applied"),
@@ -182,3 +187,26 @@ def _gauges() -> tuple[Gauge, Gauge, Gauge, Gauge, Gauge]:
         gauge("atsboost_health_status", "livemax"),
         gauge("atsboost_health_consecutive_failures", "livemax"),
     )
+
+
+class FilesCollector(Collector):
+    """prometheus_client's ``MultiProcessCollector``, less the empty files that make it fail.
+
+    A worker creates its file before it sizes it; a scrape in that moment, or
+    after the worker was killed in it (the file stays), makes
+    ``MultiProcessCollector`` raise and lose every worker's figures
+    (prometheus/client_python#1199). An empty file holds no figure, so it is
+    left out; the rest is prometheus_client's public ``merge``.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = Path(path)
+
+    def collect(self) -> Iterable[Metric]:
+        """Merge every worker's file that holds anything."""
+        files = []
+        for name in self._path.glob("*.db"):
+            with contextlib.suppress(FileNotFoundError):  # a dead worker's live gauges are removed
+                if name.stat().st_size > 0:
+                    files.append(str(name))
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]

@@ -48,7 +48,9 @@ class Registry:
     def snapshot(self) -> dict[str, Any]:
         """Return every figure as a plain dict: ``pools`` by name, and ``migrations``."""
         with self._lock:
-            pools = dict(self._pools)
+            # items(), not dict(self._pools): a pool collected between dict()'s listing of the keys
+            # and its lookup of one would raise KeyError; items() yields only the live ones.
+            pools = dict(self._pools.items())
         return {
             "pools": {name: stats.snapshot() for name, stats in sorted(pools.items())},
             "migrations": self.migrations.snapshot(),

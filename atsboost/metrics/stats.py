@@ -40,7 +40,7 @@ class PoolStats:
         self._listeners = listeners or Listeners()
         self._lock = threading.Lock()
         self._counts: dict[str, int] = dict.fromkeys(
-            ("timeouts", "opened", "invalidated", "validations", "leaks"), 0
+            ("timeouts", "opened", "invalidated", "validations", "leaks", "fenced"), 0
         )
         self._closed = dict.fromkeys(CLOSE_REASONS, 0)
         self._transactions = dict.fromkeys(TRANSACTION_OUTCOMES, 0)
@@ -49,7 +49,7 @@ class PoolStats:
         self._monitor: MonitorView | None = None
 
     def count(self, what: str, n: int = 1) -> None:
-        """Add ``n`` to a counter: timeouts, opened, invalidated, validations, leaks."""
+        """Add ``n`` to a counter: timeouts, opened, invalidated, validations, leaks, fenced."""
         with self._lock:
             self._counts[what] += n
         for listener in self._listeners.all:

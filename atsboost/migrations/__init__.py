@@ -14,17 +14,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from atsboost.migrations.commands import check, create, downgrade, merge
-    from atsboost.migrations.current import status
-    from atsboost.migrations.environment import run_migrations
-    from atsboost.migrations.integrity import repair, validate
-    from atsboost.migrations.options import MigrationOptions
+    from atsboost.config.settings import Settings
+    from atsboost.migrations.commands import check, create, downgrade, lint_pending, merge
+    from atsboost.migrations.integrity.current import status
+    from atsboost.migrations.integrity.records import repair, validate
     from atsboost.migrations.project import alembic_config, init_project
-    from atsboost.migrations.queue import upgrade
     from atsboost.migrations.results import MigrationResult, MigrationStatus, Revision
+    from atsboost.migrations.run.environment import run_migrations
+    from atsboost.migrations.run.options import MigrationOptions
+    from atsboost.migrations.run.queue import upgrade
 
 _WHERE = {
-    "MigrationOptions": "options",
+    "MigrationOptions": "run.options",
     "MigrationResult": "results",
     "MigrationStatus": "results",
     "Revision": "results",
@@ -33,12 +34,13 @@ _WHERE = {
     "create": "commands",
     "downgrade": "commands",
     "init_project": "project",
+    "lint_pending": "commands",
     "merge": "commands",
-    "repair": "integrity",
-    "run_migrations": "environment",
-    "status": "current",
-    "upgrade": "queue",
-    "validate": "integrity",
+    "repair": "integrity.records",
+    "run_migrations": "run.environment",
+    "status": "integrity.current",
+    "upgrade": "run.queue",
+    "validate": "integrity.records",
 }
 __all__ = [
     "MigrationOptions",
@@ -46,10 +48,12 @@ __all__ = [
     "MigrationStatus",
     "Revision",
     "alembic_config",
+    "before_serving",
     "check",
     "create",
     "downgrade",
     "init_project",
+    "lint_pending",
     "merge",
     "repair",
     "run_migrations",
@@ -57,6 +61,19 @@ __all__ = [
     "upgrade",
     "validate",
 ]
+
+
+def before_serving(settings: Settings) -> None:
+    """Apply every pending revision before the application serves, unless DATABASE_MIGRATE_ON_STARTUP=false.
+
+    What ``atsboost.db.startup()`` and ``atsboost.aio.startup()`` run once the database
+    answers (``runtime.database.BeforeServing``). Defined here, not beside ``upgrade``,
+    so that importing ``atsboost.db`` loads none of the migrations' modules.
+    """
+    if settings.migration.on_startup:
+        from atsboost.migrations.run.queue import upgrade
+
+        upgrade(settings)
 
 
 def __getattr__(name: str) -> Any:

@@ -24,12 +24,14 @@ from sqlalchemy import Connection, Engine
 
 from atsboost.config.settings import Settings, get_migration_settings
 from atsboost.errors import AtsboostError, MigrationError, MigrationLintError, first_line
-from atsboost.migrations import checksums, integrity, revisions
-from atsboost.migrations.current import status
-from atsboost.migrations.options import MigrationOptions
-from atsboost.migrations.plan import plan
+from atsboost.migrations import revisions
+from atsboost.migrations.integrity import checksums
+from atsboost.migrations.integrity import records as integrity
+from atsboost.migrations.integrity.current import status
 from atsboost.migrations.project import alembic_config, is_packaged, script_directory
 from atsboost.migrations.results import MigrationResult, MigrationStatus
+from atsboost.migrations.run.options import MigrationOptions
+from atsboost.migrations.run.plan import plan
 
 if TYPE_CHECKING:
     from atsboost.migrations.lint import LintReport
@@ -195,6 +197,29 @@ def _describe(diff: Any) -> str:
     return f"{kind.replace('_', ' ')}: {'.'.join(name for name in names if isinstance(name, str))}"
 
 
+def lint_pending(settings: Settings | None = None, *, pending: list[str] | None = None) -> LintReport:
+    """Lint the revisions pending on the database as the run will apply them: what ``migrate`` refuses.
+
+    The catalog tells what they change (a column's type, whether it is NOT NULL);
+    tables empty (or not there yet) when the run starts hold no one up, so their
+    lock findings are dropped. What was read is in ``LintReport.consulted``.
+    ``pending``: the revision ids, when the caller has read them already.
+    """
+    from atsboost.migrations.lint import lint, unused_at_start
+
+    if pending is None:
+        pending = [revision.id for revision in status(settings).pending]
+
+    def lint_on(conn: Connection) -> LintReport:
+        report = lint(settings, revisions=pending, one_run=True, catalog=conn)
+        named = {f.table or f.subject for f in report.findings} - {""}
+        if named:
+            report.exempt(*unused_at_start(conn, named))
+        return report
+
+    return integrity.with_connection(settings, lint_on)
+
+
 def _lint_pending(settings: Settings | None, *, dry_run: bool, output: TextIO) -> LintReport | None:
     """Lint what is pending before anything runs: refuse errors (MIGRATION_LINT=error), else report them.
 
@@ -206,12 +231,11 @@ def _lint_pending(settings: Settings | None, *, dry_run: bool, output: TextIO) -
     pending = [revision.id for revision in status(settings).pending]
     if not pending:
         return None
-    from atsboost.migrations.lint import describe, lint, rowless_tables
+    from atsboost.migrations.lint import describe
 
-    report = lint(settings, revisions=pending, one_run=True)
-    locked = {f.table for f in report.findings if f.table}
-    if locked:
-        report.exempt(integrity.with_connection(settings, lambda conn: rowless_tables(conn, locked)))
+    report = lint_pending(settings, pending=pending)
+    if report.consulted:
+        logger.info("lint: read from the catalog: %s", "; ".join(report.consulted))
     live = [f for f in report.findings if f.waived is None]
     if dry_run:
         for finding in live:

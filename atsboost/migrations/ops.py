@@ -10,6 +10,7 @@ a failed build.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,7 +87,8 @@ def backfill(table: str, assignments: str, where: str, *, batch_size: int = 1000
 
     ``where`` must stop matching a row once it is updated (``col IS NULL``, say): then
     each batch is short, no lock is held for long, and a run that stopped is resumed
-    by running it again. Offline (``--sql``) the batch statement is written once.
+    by running it again. Each batch logs the rows done, of how many, the rate and the
+    time left. Offline (``--sql``) the batch statement is written once.
     """
     batch = (
         f"UPDATE {table} SET {assignments} WHERE ctid IN "
@@ -95,12 +97,46 @@ def backfill(table: str, assignments: str, where: str, *, batch_size: int = 1000
     if op.get_context().as_sql:
         op.execute(f"-- repeat until it updates no row:\n{batch}")
         return 0
-    total = 0
     with op.get_context().autocommit_block():
+        todo = op.get_bind().execute(text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar_one()
+        progress = BackfillProgress(table, todo)
         while changed := op.get_bind().execute(text(batch)).rowcount:
-            total += changed
-            logger.info("backfill %s: %d row(s) so far", table, total)
-    return total
+            progress.done(changed)
+    return progress.rows
+
+
+class BackfillProgress:
+    """Log a backfill's batches: rows done of how many, the rate, the time left."""
+
+    def __init__(self, table: str, todo: int) -> None:
+        self.table, self.todo, self.rows = table, todo, 0
+        self._started = time.monotonic()
+
+    def done(self, rows: int) -> None:
+        """Count a batch that committed ``rows`` rows, and say where the backfill stands."""
+        self.rows += rows
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        rate = self.rows / elapsed
+        left = max(self.todo - self.rows, 0) / rate if rate else 0.0
+        share = self.rows / self.todo if self.todo else 1.0
+        fields = {
+            "event": "backfill_progress",
+            "table": self.table,
+            "rows": self.rows,
+            "rows_total": self.todo,
+            "rows_per_second": round(rate, 1),
+            "seconds_left": round(left, 1),
+        }
+        logger.info(
+            "backfill %s: %d of %d rows (%.0f %%), %.0f rows/s, about %.0f s left",
+            self.table,
+            self.rows,
+            self.todo,
+            100 * min(share, 1.0),
+            rate,
+            left,
+            extra=fields,
+        )
 
 
 def _constraint_exists(table: str, name: str) -> bool:

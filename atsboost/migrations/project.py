@@ -2,7 +2,8 @@
 
 A project is the ``alembic.ini`` the settings found (ATSBOOST_ALEMBIC_INI, else the
 one upward from the current directory), or, with none, atsboost's packaged
-migrations: its own ``env.py`` and revisions, shipped in the wheel.
+project: its own ``env.py`` and every installed schema component's revisions (the
+ATSBoost application's), shipped in the wheel.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import configparser
 import shutil
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -19,15 +21,13 @@ from alembic.script import ScriptDirectory
 
 from atsboost.config.settings import Settings, get_migration_settings
 from atsboost.errors import MigrationError, first_line
-from atsboost.migrations.options import OPTIONS_KEY, MigrationOptions
+from atsboost.migrations.components import SchemaComponent, installed
+from atsboost.migrations.integrity.sources import packaged_versions
+from atsboost.migrations.run.options import OPTIONS_KEY, MigrationOptions
 
 TEMPLATE = Path(__file__).resolve().parent / "template"
 SCRIPTS_FOLDER = "migrations"
-_PACKAGED = {
-    "script_location": "atsboost.migrations:template",
-    "version_locations": "atsboost.migrations:versions",
-    "path_separator": "newline",
-}
+_PACKAGED = {"script_location": "atsboost.migrations:template", "path_separator": "newline"}
 
 
 def alembic_config(
@@ -40,6 +40,7 @@ def alembic_config(
         config = Config(stdout=stdout, output_buffer=output)
         for name, value in _PACKAGED.items():
             config.set_main_option(name, value)
+        config.set_main_option("version_locations", "\n".join(packaged_versions()))
     else:
         config = Config(str(migration.alembic_ini), stdout=stdout, output_buffer=output)
         try:
@@ -77,12 +78,14 @@ def is_packaged(config: Config) -> bool:
     return config.config_file_name is None
 
 
-def init_project(directory: Path) -> list[Path]:
+def init_project(directory: Path, *, components: Sequence[SchemaComponent] | None = None) -> list[Path]:
     """Write an application's Alembic project into ``directory``; return the files written.
 
     ``alembic.ini``, ``migrations/env.py`` (calling atsboost's environment),
-    ``migrations/script.py.mako`` and ``migrations/versions/``. Nothing is
-    overwritten: an existing ``alembic.ini`` or ``migrations/`` stops it first.
+    ``migrations/script.py.mako`` and ``migrations/versions/``. The project includes
+    ``components`` (by default every installed schema, the ATSBoost application's
+    among them; ``()`` for none). Nothing is overwritten: an existing ``alembic.ini``
+    or ``migrations/`` stops it first.
     """
     root = directory.resolve()
     scripts = root / SCRIPTS_FOLDER
@@ -94,15 +97,17 @@ def init_project(directory: Path) -> list[Path]:
             )
     if root.exists() and not root.is_dir():
         raise MigrationError(f"{root} is a file, not a folder; name a folder for the project")
+    listed = installed() if components is None else components
+    ini = (TEMPLATE / "alembic.ini").read_text(encoding="utf-8")
     files = {
-        root / "alembic.ini": TEMPLATE / "alembic.ini",
-        scripts / "env.py": TEMPLATE / "env.py",
-        scripts / "script.py.mako": TEMPLATE / "script.py.mako",
+        root / "alembic.ini": ini.replace("{components}", "".join(f"    {c.versions}\n" for c in listed)),
+        scripts / "env.py": (TEMPLATE / "env.py").read_text(encoding="utf-8"),
+        scripts / "script.py.mako": (TEMPLATE / "script.py.mako").read_text(encoding="utf-8"),
     }
     try:
         (scripts / "versions").mkdir(parents=True)
-        for target, source in files.items():
-            target.write_bytes(source.read_bytes())
+        for target, text in files.items():
+            target.write_text(text, encoding="utf-8")
     except OSError as exc:
         # Leave nothing half-written: remove what this call created.
         shutil.rmtree(scripts, ignore_errors=True)

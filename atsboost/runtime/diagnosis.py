@@ -16,12 +16,19 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from atsboost.config.urls import ConnectionURL
-from atsboost.errors import AtsboostError, DatabaseRefusedError, DatabaseUnavailableError, first_line
+from atsboost.errors import AtsboostError, DatabaseRefusedError, first_line
 
 _CHECK_URL = "check that the server is running and that DATABASE_URL (host, port, user, password) is right"
 
 # (a SQLSTATE or words of the message: a failed connection often has no SQLSTATE; the fix; permanent?)
 _ADVICE = (
+    (
+        "unsupported startup parameter: options",
+        "the server is a pooler (such as PgBouncer) that refuses the options startup parameter, which "
+        "DATABASE_STATEMENT_TIMEOUT and DATABASE_URL's options need: set DATABASE_POOL_MODE=transaction "
+        "behind a transaction pooler, or add options to the pooler's ignore_startup_parameters",
+        True,
+    ),
     (
         "server does not support SSL",
         "the server does not accept SSL connections, but SSL is required (DATABASE_SSL, on by default in "
@@ -58,7 +65,7 @@ _ADVICE = (
         True,
     ),
     (
-        ("3D000", r'database "[^"]*" does not exist'),
+        _MISSING_DATABASE := ("3D000", r'database "[^"]*" does not exist'),
         "the database does not exist: create it (createdb NAME), or fix its name in DATABASE_URL",
         True,
     ),
@@ -107,6 +114,13 @@ def diagnose(exc: Exception) -> Diagnosis:
     return Diagnosis(first_line(exc), advice, permanent=False, connecting=connecting)
 
 
+def database_missing(exc: Exception) -> bool:
+    """Tell whether the server refused a connection because its database does not exist."""
+    driver_error = getattr(exc, "orig", None) or exc
+    code = getattr(driver_error, "sqlstate", None) or ""
+    return _matches(_MISSING_DATABASE, code, str(driver_error))
+
+
 def _matches(signs: str | tuple[str, ...], code: str, message: str) -> bool:
     """Match a bare string as words of the message, a tuple as (SQLSTATE, regular expressions...)."""
     if isinstance(signs, str):
@@ -121,6 +135,8 @@ def database_error(url: URL | ConnectionURL, exc: Exception) -> AtsboostError:
     reason = found.reason.replace(str(url.password), "***") if url.password else found.reason
     where = url.masked() if isinstance(url, ConnectionURL) else url.render_as_string(hide_password=True)
     if found.connecting:
-        return DatabaseUnavailableError(f"cannot connect to {where}: {reason}; {found.advice}")
+        from atsboost.runtime.unreachable import DatabaseUnreachableError  # SQLAlchemy loads only here
+
+        return DatabaseUnreachableError(f"cannot connect to {where}: {reason}; {found.advice}")
     advice = f"; {found.advice}" if found.advice else ""
     return DatabaseRefusedError(f"the database at {where} refused: {reason}{advice}")

@@ -46,10 +46,22 @@ def ensure_running(directory: Path, *, database: str = DATABASE) -> URL:
         ) from exc
     socket_dir = server.get_postmaster_info().socket_dir
     _create_database(socket_dir, database)
-    logger.info("using the embedded PostgreSQL in %s (database %s)", pgdata, database)
+    event = {"event": "embedded_in_use", "data_dir": str(pgdata)}
+    logger.info("using the embedded PostgreSQL in %s (database %s)", pgdata, database, extra=event)
     return URL.create("postgresql+psycopg", username="postgres", database=database).update_query_dict(
         {"host": str(socket_dir)}
     )
+
+
+def recreate_database(directory: Path, *, database: str = DATABASE) -> URL:
+    """Drop the embedded server's database and create it empty (``atsboost-db dev-db reset``)."""
+    url = ensure_running(directory, database=database)
+    socket_dir = Path(str(url.query["host"]))
+    with psycopg.connect(host=str(socket_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    _create_database(socket_dir, database)
+    logger.info("dropped and created the embedded database %s", database)
+    return url
 
 
 def is_running(directory: Path) -> bool:

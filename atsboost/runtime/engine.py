@@ -16,8 +16,9 @@ from atsboost.config.settings import Settings
 from atsboost.runtime import embedded
 from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.libpq import connect_args, side_args
-from atsboost.runtime.pool import IdleTimeoutQueuePool
-from atsboost.runtime.pool_metrics import pool_name
+from atsboost.runtime.pool.metrics import pool_name
+from atsboost.runtime.pool.queue import IdleTimeoutQueuePool
+from atsboost.runtime.poolers import OptionsFallback
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +71,19 @@ def create_engine(settings: Settings) -> Engine:
     options = engine_options(settings)
     options["metrics_name"] = pool_name(url) if settings.runtime.metrics else None
     engine = sqlalchemy.create_engine(url, **options)
+    fence_stale_primaries(engine, settings)
+    OptionsFallback(settings).install(engine)  # after the fence, which narrows the host list
     log_engine("engine", url, settings)
     return engine
+
+
+def fence_stale_primaries(engine: Engine, settings: Settings) -> None:
+    """With a host list, write only to the primary on the highest timeline (``runtime.fencing``)."""
+    from atsboost.runtime import fencing
+    from atsboost.runtime.pool.metrics import stats_of
+
+    stats = stats_of(engine.pool)
+    fencing.attach(engine, settings, counted=lambda: stats.count("fenced") if stats is not None else None)
 
 
 def log_engine(kind: str, url: URL, settings: Settings) -> None:
@@ -93,7 +105,9 @@ def side_engine(settings: Settings, url: URL, purpose: str, *, connect_timeout: 
     Its connections are ``libpq.side_args``: the application's SSL and timeouts, their own name.
     """
     args = side_engine_args(settings, url, purpose, connect_timeout=connect_timeout)
-    return sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args=args, hide_parameters=True)
+    OptionsFallback(settings).install(engine)
+    return engine
 
 
 def side_engine_args(

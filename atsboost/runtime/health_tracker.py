@@ -1,6 +1,6 @@
 """What the health monitor concludes from its checks: the state, when to check next, what to log.
 
-The thread monitor (``runtime.monitor``) and the asyncio one (``runtime.async_monitor``)
+The thread monitor (``runtime.monitor``) and the asyncio one (``runtime.aio.monitor``)
 differ only in how they wait and talk to the server; every conclusion is made here,
 so the two cannot drift. States:
 
@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from atsboost.config.settings import Settings
 from atsboost.errors import first_line
-from atsboost.runtime.pool_internals import pool_usage
+from atsboost.runtime.pool.internals import pool_usage
 
 logger = logging.getLogger("atsboost.runtime.monitor")
 

@@ -87,5 +87,8 @@ def direct_connection(
         return None
     import psycopg
 
+    from atsboost.runtime.poolers import OptionsFallback
+
     args = side_args(settings, purpose, pooled=target == settings.url, url=target)
-    return psycopg.connect(**params, **args, autocommit=True)
+    connect = OptionsFallback(settings).connect
+    return connect(lambda given: psycopg.connect(**given, autocommit=True), {**params, **args})

@@ -17,14 +17,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import sqlalchemy
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from atsboost.config.settings import Settings
 from atsboost.runtime.engine import side_engine
 from atsboost.runtime.health_tracker import LONG_QUERIES, PROBE, HealthState, HealthTracker
-from atsboost.runtime.pool_metrics import watch
+from atsboost.runtime.pool.metrics import watch
+from atsboost.runtime.sockets import shut_socket
 
 __all__ = ["HealthMonitor", "HealthState"]
 
@@ -43,6 +46,9 @@ class HealthMonitor:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._checking: Any = None  # the psycopg connection of the check under way
+        for name in ("first_connect", "connect"):  # before the dialect's own first queries on it
+            event.listen(self._probe, name, self._connected, insert=True)
 
     def start(self) -> None:
         """Start checking in the background (idempotent)."""
@@ -55,13 +61,20 @@ class HealthMonitor:
         logger.info("health monitor started: a check every %gs", self.tracker.interval)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread and close the monitor's own connections."""
+        """Stop the thread (waiting ``timeout`` at most) and close the monitor's own connections.
+
+        A check under way has its socket shut, so that one stuck on a dead link ends now.
+        """
         self._stop.set()
         watch(self.engine.pool, self.tracker, running=False)
+        shut_socket(self._checking)  # a check stuck on a dead link ends now, not at the stall timeout
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
         self._probe.dispose()
+
+    def _connected(self, dbapi_connection: Any, record: Any) -> None:
+        self._checking = dbapi_connection
 
     def state(self) -> HealthState:
         """Return a copy of the latest state."""
@@ -77,10 +90,14 @@ class HealthMonitor:
                 latency = (time.perf_counter() - started) * 1000
                 self.tracker.long_queries(conn.execute(LONG_QUERIES, self.tracker.long_query_parameters))
         except sqlalchemy.exc.DBAPIError as exc:
+            if self._stop.is_set():  # cut short by stop(): no verdict on the database
+                return self.tracker.state()
             state, drop_pool = self.tracker.failed(exc, self.engine.pool)
             if drop_pool:
                 self.engine.dispose()
             return state
+        finally:
+            self._checking = None
         return self.tracker.succeeded(latency, self.engine.pool)
 
     def _run(self) -> None:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypedDict, TypeVar
 
 import psycopg
 import sqlalchemy.exc
@@ -35,7 +35,7 @@ from atsboost import metrics
 from atsboost.errors import TransactionOutcomeUnknownError, first_line
 from atsboost.metrics.stats import PoolStats
 from atsboost.metrics.tracing import NO_BLOCK, NO_SPAN, AttributeValue, Span
-from atsboost.runtime.pool_metrics import stats_of
+from atsboost.runtime.pool.metrics import stats_of
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,16 @@ def _lost_connection(exc: BaseException) -> bool:
     return lost or exc.connection_invalidated or state is None
 
 
+class TransactionOptions(TypedDict, total=False):
+    """What a caller chooses of a transaction's retry: the facades' keyword arguments, typed for IDEs."""
+
+    idempotent: bool
+    read_only: bool
+    isolation_level: str | None
+    attempts: int | None
+    max_seconds: float
+
+
 def run_transaction(
     fn: Callable[[Session], T],
     *,
@@ -96,43 +106,85 @@ def run_transaction(
     of each attempt (a read replica, another after a failure); ``engine`` then only
     names the pool whose figures count the transaction.
     """
-    options = connection_options(isolation_level, read_only)
-    deadline = time.monotonic() + max_seconds
-    stats = stats_of(engine.pool)
-    with transaction_span(stats, idempotent=idempotent, read_only=read_only) as span:
+    run = TransactionRun(
+        engine.pool,
+        idempotent=idempotent,
+        attempts=attempts,
+        max_seconds=max_seconds,
+        isolation_level=isolation_level,
+        read_only=read_only,
+    )
+    pick = route or (lambda: engine)
+
+    def attempt() -> T:
+        run.replay_first_failure()
+        return _attempt(fn, pick(), run)
+
+    with run.counted():
         # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
         # only built after a transient failure, which it is then handed as its attempt 1.
         try:
-            result: T = _attempt(
-                fn, route() if route else engine, options, idempotent=idempotent, read_only=read_only
-            )
+            return _attempt(fn, pick(), run)
         except Exception as exc:
-            if not worth_retrying(exc, attempts, deadline):
-                count_outcome(stats, span, exc)
+            if not run.retries(exc):
                 raise
-            first_failure: BaseException | None = exc
-        else:
-            count_outcome(stats, span, None)
-            return result
+        return Retrying(**run.policy())(attempt)
 
-        retrying = Retrying(**retry_policy(attempts, deadline, stats, span))
 
-        def attempt() -> T:
-            nonlocal first_failure
-            if first_failure is not None:
-                failure, first_failure = first_failure, None
-                raise failure
-            return _attempt(
-                fn, route() if route else engine, options, idempotent=idempotent, read_only=read_only
-            )
+class TransactionRun:
+    """One ``run_transaction``'s decisions and counts, the same for the sync and the asyncio loop.
 
-        try:
-            result = retrying(attempt)
-        except Exception as exc:
-            count_outcome(stats, span, exc)
-            raise
-        count_outcome(stats, span, None)
-        return result
+    Each loop keeps only its waiting: it runs the first attempt bare, asks ``retries``
+    whether a failure goes on, and hands tenacity (``Retrying`` or ``AsyncRetrying``)
+    ``policy()``, whose attempt 1 is ``replay_first_failure``; ``counted`` records the
+    outcome on the pool's figures and the transaction's span.
+    """
+
+    def __init__(  # noqa: PLR0913 (run_transaction's options, each a keyword)
+        self,
+        pool: object,
+        *,
+        idempotent: bool,
+        attempts: int | None,
+        max_seconds: float,
+        isolation_level: str | None,
+        read_only: bool,
+    ) -> None:
+        self.idempotent, self.read_only, self.attempts = idempotent, read_only, attempts
+        self.deadline = time.monotonic() + max_seconds
+        self.stats = stats_of(pool)
+        self.options = connection_options(isolation_level, read_only)
+        self.span: Span = NO_SPAN
+        self._first_failure: BaseException | None = None
+
+    @contextmanager
+    def counted(self) -> Iterator[None]:
+        """Run the transaction's attempts inside its span; count how it ended (committed, failed, unknown)."""
+        with transaction_span(self.stats, idempotent=self.idempotent, read_only=self.read_only) as span:
+            self.span = span
+            try:
+                yield
+            except Exception as exc:
+                count_outcome(self.stats, span, exc)
+                raise
+            count_outcome(self.stats, span, None)
+
+    def retries(self, exc: BaseException) -> bool:
+        """Tell whether the first attempt's failure is retried; if so, keep it as tenacity's attempt 1."""
+        if not worth_retrying(exc, self.attempts, self.deadline):
+            return False
+        self._first_failure = exc
+        return True
+
+    def replay_first_failure(self) -> None:
+        """Raise the first attempt's failure, once: tenacity then decides about it as about any other."""
+        if self._first_failure is not None:
+            failure, self._first_failure = self._first_failure, None
+            raise failure
+
+    def policy(self) -> dict[str, Any]:
+        """Return tenacity's arguments for the retries (``retry_policy``)."""
+        return retry_policy(self.attempts, self.deadline, self.stats, self.span)
 
 
 def transaction_span(
@@ -226,23 +278,16 @@ def connection_options(isolation_level: str | None, read_only: bool) -> dict[str
     return options
 
 
-def _attempt(
-    fn: Callable[[Session], T],
-    engine: Engine,
-    options: dict[str, object],
-    *,
-    idempotent: bool,
-    read_only: bool,
-) -> T:
+def _attempt(fn: Callable[[Session], T], engine: Engine, run: TransactionRun) -> T:
     # A read-only transaction has nothing to flush: autoflush would only look for pending changes.
-    with Session(engine, expire_on_commit=False, autoflush=not read_only) as session:
-        if options:
-            session.connection(execution_options=options)
+    with Session(engine, expire_on_commit=False, autoflush=not run.read_only) as session:
+        if run.options:
+            session.connection(execution_options=run.options)
         result = fn(session)
         try:
             session.commit()
         except sqlalchemy.exc.DBAPIError as exc:
-            settle_commit_failure(exc, read_only=read_only, idempotent=idempotent)
+            settle_commit_failure(exc, read_only=run.read_only, idempotent=run.idempotent)
     return result
 
 

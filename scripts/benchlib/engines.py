@@ -6,7 +6,7 @@ import sqlalchemy
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atsboost.config.settings import Settings, load_settings
-from atsboost.runtime.async_engine import create_async_engine
+from atsboost.runtime.aio.engine import create_async_engine
 from atsboost.runtime.engine import create_engine
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from atsboost import migrations
 from atsboost.app import seed
 from atsboost.app.passwords import verify_password
+from atsboost.config.settings import load_settings
 from atsboost.db import session_scope
 from atsboost.errors import SeedError, SeedRefusedError
 
@@ -17,15 +18,20 @@ PRODUCTION = {"ATSBOOST_ENV": "production", "DATABASE_DISABLE_SSL": "true"}
 
 
 @pytest.fixture
-def migrated(make_settings):
-    """The test database at head; returns a settings factory for it."""
-    migrations.upgrade(make_settings())
-    return make_settings
+def migrated(atsboost_database):
+    """The plugin's migrated test database; returns a factory of settings for it (variables override)."""
+    url = atsboost_database.settings.url.sqlalchemy().render_as_string(hide_password=False)
+
+    def make(**overrides):
+        return load_settings({"ATSBOOST_ENV": "testing", "DATABASE_URL": url, **overrides})
+
+    return make
 
 
 @pytest.fixture
-def engine(make_engine):
-    return make_engine()
+def engine(db_connection):
+    """The engine of the test's connection: its transactions are the test's, rolled back after it."""
+    return db_connection.engine
 
 
 def rows(engine, sql):
@@ -84,13 +90,20 @@ def test_existing_plans_are_never_modified(migrated, engine):
     ]
 
 
-def test_four_processes_seeding_at_once(migrated, environ, engine):
+@pytest.mark.atsboost_db(transactional=False)
+def test_four_processes_seeding_at_once(migrated, engine):
     code = (
         "from atsboost.app import seed; from atsboost.db import session_scope\n"
         "with session_scope() as s: r = seed.run(s)\n"
         "print('created' if r.admin_created else 'present', len(r.plans_created))"
     )
-    env = {**environ, "ADMIN_INITIAL_PASSWORD": STRONG, "PATH": "/usr/bin:/bin"}
+    database = migrated().url.sqlalchemy().render_as_string(hide_password=False)
+    env = {
+        "ATSBOOST_ENV": "testing",
+        "DATABASE_URL": database,
+        "ADMIN_INITIAL_PASSWORD": STRONG,
+        "PATH": "/usr/bin:/bin",
+    }
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -133,9 +146,8 @@ def test_production_accepts_a_strong_password(migrated, engine):
     assert seed_once(engine, migrated(**PRODUCTION, ADMIN_INITIAL_PASSWORD=STRONG)).admin_created
 
 
-def test_development_accepts_the_default_with_a_warning(make_settings, engine, caplog):
-    settings = make_settings(ATSBOOST_ENV="development")
-    migrations.upgrade(settings)
+def test_development_accepts_the_default_with_a_warning(migrated, engine, caplog):
+    settings = migrated(ATSBOOST_ENV="development")
     with caplog.at_level(logging.WARNING, logger="atsboost.app.seed"):
         result = seed_once(engine, settings)
     assert result.admin_created and result.admin_email == "admin@example.com"
@@ -206,7 +218,8 @@ def test_admin_email_taken_by_a_regular_user(migrated, engine):
     assert rows(engine, "SELECT count(*) FROM subscription_plans") == [(0,)]
 
 
-def test_seeding_needs_the_schema_at_head(make_settings, engine):
+def test_seeding_needs_the_schema_at_head(make_settings, make_engine):
+    engine = make_engine()
     settings = make_settings(ADMIN_INITIAL_PASSWORD=STRONG)
     migrations.upgrade(settings, revision="055d037ec299")
     with pytest.raises(SeedError) as info:
@@ -218,7 +231,8 @@ def test_seeding_needs_the_schema_at_head(make_settings, engine):
     assert rows(engine, "SELECT count(*) FROM users") == [(0,)]
 
 
-def test_seeding_an_empty_database_names_the_command_that_creates_the_tables(make_settings, engine):
+def test_seeding_an_empty_database_names_the_command_that_creates_the_tables(make_settings, make_engine):
+    engine = make_engine()
     with pytest.raises(SeedError) as info:
         seed_once(engine, make_settings(ADMIN_INITIAL_PASSWORD=STRONG))
     assert "(current: none, no tables yet); run `atsboost-db migrate` first" in str(info.value)

@@ -20,7 +20,7 @@ from sqlalchemy import text
 
 from atsboost.config.settings import load_settings
 from atsboost.errors import DatabaseUnavailableError
-from atsboost.runtime.async_database import AsyncDatabase
+from atsboost.runtime.aio.database import AsyncDatabase
 from atsboost.runtime.engine import create_engine, server_info
 from tests.conftest import own_cluster, server_binaries
 

@@ -42,7 +42,8 @@ def test_the_prometheus_format_parses_and_matches_the_json(invoke, environ, make
     assert found[("atsboost_health_connections_usable", ())] == as_json["usage"]["usable"]
     assert found[("atsboost_health_invalid_indexes", ())] == len(as_json["invalid_indexes"]) == 1
     assert found[("atsboost_health_sequence_used_ratio", (("sequence", "public.tickets"),))] == 0.9
-    assert found[("atsboost_health_xid_age", ())] == as_json["xid_age"]
+    # The age grows with every transaction the cluster's other databases commit between the two reads.
+    assert found[("atsboost_health_xid_age", ())] >= as_json["xid_age"] > 0
     assert found[("atsboost_health_pending_revisions", ())] == as_json["connection"]["pending_revisions"] == 0
     assert found[("atsboost_health_connections", (("state", "active"),))] >= 1
     statuses = {"ok": 0, "warning": 1, "critical": 2}

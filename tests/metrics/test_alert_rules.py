@@ -10,6 +10,7 @@ from tests.conftest import REPO
 
 POOL = "shop@db.example.com:5432"
 SATURATED = "Look for slow queries or leaks (atsboost-db health), or raise DATABASE_POOL_SIZE."
+FENCED = "Stop the old primary before it rejoins as a standby: see atsboost-db health."
 STORM = "By SQLSTATE: 40001/40P01 contention, 57P01 and class 08 failovers or restarts."
 
 # promtool's rule unit tests: series as the collector exports them, and the alerts they must raise.
@@ -32,6 +33,8 @@ UNIT_TESTS = textwrap.dedent(
             values: '1 1 0 0 0 0'
           - series: 'atsboost_migration_lock_wait_seconds_sum'
             values: '0+10x20'
+          - series: 'atsboost_pool_primaries_fenced_total{{pool="{POOL}"}}'
+            values: '0 0 0 0 0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1'
         alert_rule_test:
           - eval_time: 1m
             alertname: AtsboostDatabaseDown
@@ -63,6 +66,19 @@ UNIT_TESTS = textwrap.dedent(
                 exp_annotations:
                   summary: "a migration waited over a minute for the migration lock"
                   description: "Another migrator holds it: see `atsboost-db migrate status` and pg_locks."
+          - eval_time: 4m
+            alertname: AtsboostSplitBrain
+            exp_alerts: []
+          - eval_time: 6m
+            alertname: AtsboostSplitBrain
+            exp_alerts:
+              - exp_labels: {{severity: critical, pool: "{POOL}"}}
+                exp_annotations:
+                  summary: "{POOL}: a stale primary was fenced (split brain)"
+                  description: "{FENCED}"
+          - eval_time: 25m
+            alertname: AtsboostSplitBrain
+            exp_alerts: []
     """
 )
 
@@ -87,7 +103,7 @@ def test_the_documented_rules_are_valid_and_fire_as_described(promtool, tmp_path
     checked = subprocess.run(
         [promtool, "check", "rules", "rules.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
-    assert checked.returncode == 0 and "4 rules found" in checked.stdout, checked.stdout + checked.stderr
+    assert checked.returncode == 0 and "5 rules found" in checked.stdout, checked.stdout + checked.stderr
     tested = subprocess.run(
         [promtool, "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )

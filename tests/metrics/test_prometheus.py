@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from atsboost.metrics import prometheus
-from atsboost.runtime.pool_metrics import stats_of
+from atsboost.runtime.pool.metrics import stats_of
 from atsboost.runtime.retry import run_transaction
 from tests.conftest import REPO
 

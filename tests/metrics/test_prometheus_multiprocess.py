@@ -59,7 +59,18 @@ def test_every_worker_counts_and_a_killed_worker_counts_stay(environ, tmp_path, 
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     base = f"http://127.0.0.1:{unused_tcp_port}"
-    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", base[7:], "wsgi:app"]
+    own_socket = ["--control-socket", str(tmp_path / "gunicorn.ctl")]  # not $HOME's, shared by every run
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "gunicorn.conf.py",
+        "-b",
+        base[7:],
+        *own_socket,
+        "wsgi:app",
+    ]
     server = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_until(lambda: answers(base), timeout=30), "gunicorn did not start"
@@ -83,6 +94,9 @@ def test_every_worker_counts_and_a_killed_worker_counts_stay(environ, tmp_path, 
             sent += 6
         assert answered - set(pids), "gunicorn started no new worker"
         assert committed(base) == sent  # the killed worker's share stays in the totals
+        # A worker killed before it sized its file leaves it empty, for good: the scrape still answers.
+        (tmp_path / "metrics" / "counter_4000000.db").touch()
+        assert committed(base) == sent
     finally:
         server.send_signal(signal.SIGTERM)
         _, err = server.communicate(timeout=30)

@@ -84,7 +84,7 @@ TRACED = {  # helper: the locks the trace shows (strongest per table, with what 
 
 @pytest.mark.parametrize("helper", TRACED)
 def test_the_trace_shows_the_locks_a_helper_really_takes(helper, make_settings, alembic_project):
-    from atsboost.migrations.trace import trace
+    from atsboost.migrations.lint.trace import trace
 
     add_revision(alembic_project, "ops01", SETUP)
     add_revision(alembic_project, "ops02", "from atsboost.migrations import ops\n" + HELPERS[helper])

@@ -34,6 +34,16 @@ class Note(Timestamps, AppBase):
 """
 
 
+def add_models(project, module, source, base):
+    """Write ``module``.py holding ``source``, and point the project's env.py at ``base``'s MetaData."""
+    (project / f"{module}.py").write_text(source)
+    env_py = project / "migrations" / "env.py"
+    wired = f"from {module} import {base}\n\ntarget_metadata = {base}.metadata"
+    template = env_py.read_text()
+    assert "target_metadata = None" in template  # the line migrate init writes for you to change
+    env_py.write_text(template.replace("target_metadata = None", wired))
+
+
 @pytest.fixture
 def app(tmp_path, monkeypatch, invoke):
     """A scaffolded application project with one model, as the working directory."""
@@ -41,13 +51,7 @@ def app(tmp_path, monkeypatch, invoke):
     folder.mkdir()
     monkeypatch.chdir(folder)
     assert invoke("migrate", "init", str(folder)).returncode == 0
-    (folder / "notes_models.py").write_text(MODELS)
-    env_py = folder / "migrations" / "env.py"
-    env_py.write_text(
-        env_py.read_text().replace(
-            "target_metadata = None", "from notes_models import AppBase\n\ntarget_metadata = AppBase.metadata"
-        )
-    )
+    add_models(folder, "notes_models", MODELS, "AppBase")
     # Alembic puts the project on sys.path and env.py imports the models: undo both afterwards.
     monkeypatch.setattr(sys, "path", list(sys.path))
     yield folder
@@ -246,3 +250,71 @@ def test_a_new_revision_needs_no_database(app, tmp_path):
     [written] = revision_files(app)
     assert ran.stdout.strip().endswith(f"created {written}")
     assert not (tmp_path / "embedded").exists()  # no server was started for it
+
+
+TEAM_MODELS = """
+from sqlalchemy import MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class TeamBase(DeclarativeBase):
+    metadata = MetaData()
+
+
+class User(TeamBase):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handle: Mapped[str] = mapped_column(String(40))
+"""
+
+
+@pytest.fixture
+def team(tmp_path, monkeypatch, invoke):
+    """A project written with --no-app-schema whose own models have a ``users`` table."""
+    folder = tmp_path / "team"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    written = invoke("migrate", "init", "--no-app-schema")
+    assert written.returncode == 0, written.stderr
+    assert "`atsboost-db migrate` applies nothing yet" in written.stdout
+    add_models(folder, "team_models", TEAM_MODELS, "TeamBase")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield folder
+    sys.modules.pop("team_models", None)
+
+
+def test_a_team_with_its_own_users_table_adopts_the_layer_without_atsboost_s_schema(
+    team, invoke, environ, make_engine
+):
+    assert "atsboost.migrations:versions" not in (team / "alembic.ini").read_text()
+    created = invoke("migrate", "create", "users", "--autogenerate", env=environ)
+    assert created.returncode == 0, created.stderr
+    [path] = revision_files(team)
+    source = path.read_text()
+    assert "op.create_table('users'" in source and "sa.Column('handle'" in source
+    assert "subscription" not in source and "TRIGGER" not in source
+    assert "depends_on: str | Sequence[str] | None = None" in source
+
+    applied = invoke("migrate", env=environ)
+    assert applied.returncode == 0, applied.stderr
+    engine = make_engine()
+    with engine.connect() as conn:
+        tables = set(
+            conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
+        )
+        columns = set(
+            conn.execute(
+                text("SELECT column_name FROM information_schema.columns WHERE table_name = 'users'")
+            ).scalars()
+        )
+    # The layer's bookkeeping beside Alembic's, and the team's table: none of the application's.
+    assert tables == {"alembic_version", "atsboost_checksums", "users"} and columns == {"id", "handle"}
+    assert invoke("migrate", "check", env=environ).returncode == 0
+    nothing = invoke("migrate", "create", "again", "--autogenerate", env=environ)
+    assert nothing.returncode == 1 and "the models match the database" in nothing.stderr
+    seeded = invoke("seed", env=environ)
+    assert seeded.returncode == 1
+    assert (
+        "does not include the atsboost schema; add the line 'atsboost.migrations:versions'" in seeded.stderr
+    )

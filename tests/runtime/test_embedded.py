@@ -69,3 +69,39 @@ def test_without_the_extra_the_error_says_what_to_do(tmp_path):
         "set DATABASE_URL to your PostgreSQL server, or install pip install 'atsboost[embedded]'"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_init_says_the_server_once_and_how_to_stop_it_and_reset_starts_afresh(tmp_path, run_cli):
+    directory = tmp_path / "dev"
+    env = {"ATSBOOST_EMBEDDED_DIR": str(directory)}
+    try:
+        init = run_cli("init", env=env)
+        assert init.returncode == 0, init.stderr
+        assert init.stderr.count("using the embedded PostgreSQL in") == 1  # once, for every connection
+        assert "`atsboost-db dev-db stop` stops it" in init.stderr
+        url = run_cli("dev-db", "url", env=env).stdout.strip()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE scratch (id int)")
+            conn.execute("UPDATE subscription_plans SET price_cents = 1")
+        reset = run_cli("dev-db", "reset", env=env)
+        assert reset.returncode == 0, reset.stderr
+        assert "dropped and created the embedded database" in reset.stdout
+        assert "revision  7c1f9a2b4d10 (applied 2 revision(s) now)" in reset.stdout
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT to_regclass('scratch')").fetchone() == (None,)
+            assert conn.execute(
+                "SELECT min(price_cents) FROM subscription_plans WHERE code = 'pro'"
+            ).fetchone() == (1900,)
+    finally:
+        embedded.stop(directory)
+
+
+def test_reset_is_refused_outside_development_and_drops_nothing(run_cli, environ, make_engine):
+    with make_engine().begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE kept (id int)")
+    refused = run_cli("dev-db", "reset", env=environ)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: dev-db reset drops the embedded development database only")
+    assert "Traceback" not in refused.stderr
+    with make_engine().connect() as conn:
+        assert conn.exec_driver_sql("SELECT to_regclass('kept') IS NOT NULL").scalar_one()

@@ -26,6 +26,15 @@ def watched(controlled_server):
     engine.dispose()
 
 
+def failed_checks(caplog):
+    """The consecutive-failure counts of the failed checks logged: the monitor logs the first two."""
+    return [
+        r.__dict__["consecutive_failures"]
+        for r in caplog.records
+        if r.__dict__.get("event") == "health_check_failed"
+    ]
+
+
 def test_down_within_two_intervals_then_healthy_again(controlled_server, watched, caplog):
     engine, monitor = watched
     monitor.start()
@@ -33,16 +42,13 @@ def test_down_within_two_intervals_then_healthy_again(controlled_server, watched
     with caplog.at_level(logging.WARNING, logger="atsboost.runtime.monitor"):
         try:
             controlled_server.stop()
-            stopped = time.monotonic()
-            assert wait_until(lambda: monitor.state().status == "down", timeout=1.0)  # two intervals
+            assert wait_until(lambda: monitor.state().status == "down", timeout=30)
             down = monitor.state()
-            assert time.monotonic() - stopped <= 1.0
             assert down.consecutive_failures >= 2 and down.last_error
+            assert failed_checks(caplog) == [1, 2]  # down at the second failed check, not later
         finally:
             controlled_server.start()
-        back = time.monotonic()
-        assert wait_until(lambda: monitor.state().status == "healthy", timeout=3)
-    assert time.monotonic() - back < 3
+        assert wait_until(lambda: monitor.state().status == "healthy", timeout=30)
     assert "database health check failed (1 in a row)" in caplog.text
     assert "the database is reachable again" in caplog.text
     # Recovery is automatic: the application's engine works again without any help.

@@ -1,6 +1,8 @@
 """Transaction pooling, tested through a real PgBouncer in front of a server with max_connections=20."""
 
 import asyncio
+import json
+import logging
 import os
 import shutil
 import socket
@@ -17,7 +19,7 @@ from sqlalchemy import text
 from atsboost import migrations
 from atsboost.config.settings import load_settings
 from atsboost.errors import MigrationError
-from atsboost.runtime.async_engine import create_async_engine
+from atsboost.runtime.aio.engine import create_async_engine
 from atsboost.runtime.engine import create_engine
 from tests.conftest import own_cluster, server_binaries
 
@@ -38,7 +40,7 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def stack():
-    """A server with max_connections=20 and, in front of it, PgBouncer in transaction mode."""
+    """A server with max_connections=20 and, in front of it, PgBouncer in transaction mode (and session)."""
     with own_cluster(server_binaries(), settings={"max_connections": "20"}) as server:
         socket_dir = server.url.query["host"]
         directory = Path(tempfile.mkdtemp(prefix="atsboost-pgbouncer-"))
@@ -47,6 +49,7 @@ def stack():
         (directory / "pgbouncer.ini").write_text(
             "[databases]\n"
             f"app = host={socket_dir} port=5432 dbname=postgres user=postgres\n"
+            f"app_session = host={socket_dir} port=5432 dbname=postgres user=postgres pool_mode=session\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {directory / 'users.txt'}\n"
@@ -62,6 +65,7 @@ def stack():
             _wait_for_port(port)
             yield {
                 "pooled": f"postgresql://postgres@127.0.0.1:{port}/app",
+                "session": f"postgresql://postgres@127.0.0.1:{port}/app_session",
                 "direct": server.url.set(drivername="postgresql").render_as_string(hide_password=False),
             }
         finally:
@@ -207,3 +211,35 @@ def test_migrations_use_the_direct_url_while_the_app_uses_the_pooler(stack):
             engine.dispose()
     finally:
         migrations.downgrade(settings, revision="base")
+
+
+def test_behind_a_session_pooler_connections_go_without_the_server_bounds_it_refuses(stack, caplog, invoke):
+    caplog.set_level(logging.WARNING, "atsboost.runtime.poolers")
+    environ = {"ATSBOOST_ENV": "testing", "DATABASE_URL": stack["session"]}
+    engine = create_engine(load_settings(environ))
+    try:
+        connections = [engine.connect() for _ in range(3)]
+        values = [conn.execute(text("SHOW tcp_user_timeout")).scalar_one() for conn in connections]
+        for conn in connections:
+            conn.close()
+    finally:
+        engine.dispose()
+    assert values == ["0"] * 3  # the server's default: atsboost's options did not reach it
+    assert caplog.messages == [
+        f"127.0.0.1:{stack['session'].split(':')[2].split('/')[0]} refuses the options startup parameter "
+        "(a pooler, such as PgBouncer in session mode): connecting without it, so the server will not end "
+        "by itself the sessions of clients lost behind a dead link; add options to the pooler's "
+        "ignore_startup_parameters to keep them"
+    ]  # once for the engine, not once per connection
+    report = json.loads(invoke("health", "--json", env=environ).stdout)  # a command's own connection too
+    assert report["connection"]["reachable"] is True
+
+
+def test_a_statement_timeout_behind_a_session_pooler_is_refused_in_one_line(stack, invoke):
+    environ = {"ATSBOOST_ENV": "testing", "DATABASE_URL": stack["session"]}
+    environ["DATABASE_STATEMENT_TIMEOUT"] = "5000"  # asked for: not dropped
+    result = invoke("migrate", "status", env=environ)
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert "refuses the options startup parameter" in line
+    assert "set DATABASE_POOL_MODE=transaction behind a transaction pooler" in line

@@ -12,7 +12,10 @@ from tests.conftest import wait_until
 def count_backends(observer, application_name):
     with observer.connect() as conn:
         return conn.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = :name AND datname = current_database()"
+            ),
             {"name": application_name},
         ).scalar_one()
 

@@ -13,6 +13,7 @@ from atsboost import db
 from atsboost.config.settings import get_settings
 from atsboost.errors import DatabaseUnavailableError
 from atsboost.runtime.shutdown import shutdown_engine
+from tests.conftest import wait_until
 
 APP = "atsboost-shutdown"
 
@@ -20,8 +21,21 @@ APP = "atsboost-shutdown"
 def our_backends(observer, name=APP):
     with observer.connect() as conn:
         return conn.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :n"), {"n": name}
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE application_name = :n AND datname = current_database()"
+            ),
+            {"n": name},
         ).scalar_one()
+
+
+def backends_exited(observer, name=APP) -> bool:
+    """Whether every backend of ``name`` has left pg_stat_activity, waiting up to 10 s.
+
+    A backend leaves it once its process has exited, a moment after its client closed the
+    connection; on a busy machine that moment can outlast the client's own exit.
+    """
+    return wait_until(lambda: our_backends(observer, name) == 0, timeout=10)
 
 
 def run_in_thread(engine, sql, outcome):
@@ -45,14 +59,12 @@ def test_shutdown_waits_for_an_in_flight_query(make_engine):
     thread = run_in_thread(engine, "SELECT 'done' FROM pg_sleep(2)", outcome)
     refused = []
     threading.Timer(0.3, lambda: refused.append(_try_checkout(engine))).start()
-    started = time.monotonic()
     report = shutdown_engine(engine, timeout=5)
     thread.join()
-    assert outcome == ["done"]  # the query completed
-    assert 1.2 < time.monotonic() - started < 5
+    assert outcome == ["done"]  # the query completed, within the deadline: nothing was cancelled
     assert (report.waited_for, report.cancelled, report.abandoned) == (1, 0, 0)
     assert isinstance(refused[0], DatabaseUnavailableError)  # no new connections while draining
-    assert our_backends(observer) == 0
+    assert backends_exited(observer)
 
 
 def _try_checkout(engine):
@@ -68,14 +80,13 @@ def test_shutdown_past_its_deadline_cancels_and_still_finishes(make_engine):
     observer = make_engine(DATABASE_APPLICATION_NAME="atsboost-observer")
     outcome: list[object] = []
     thread = run_in_thread(engine, "SELECT pg_sleep(30)", outcome)
-    started = time.monotonic()
     report = shutdown_engine(engine, timeout=0.5)
-    thread.join(5)
-    assert time.monotonic() - started < 4
+    thread.join(60)
+    assert not thread.is_alive()  # the 30 s query ended: it was cancelled, not waited for
     assert report.cancelled == 1
     assert isinstance(outcome[0], sqlalchemy.exc.OperationalError)
     assert "canceling statement due to user request" in str(outcome[0])
-    assert our_backends(observer) == 0
+    assert backends_exited(observer)
 
 
 def test_process_wide_shutdown_is_idempotent(environ, monkeypatch):
@@ -93,9 +104,11 @@ def test_process_wide_shutdown_is_idempotent(environ, monkeypatch):
 
 
 SERVICE = """
-import sys, threading, time
+import logging, sys, threading, time
 from sqlalchemy import text
 from atsboost import db
+
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
 db.startup(handle_signals=True)
 
@@ -123,7 +136,9 @@ def test_sigterm_runs_the_graceful_path_and_exits_0(environ, make_engine):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert our_backends(observer) == 0
+    assert "received SIGTERM: shutting the database layer down" in err
+    assert "shutdown: closed every connection" in err
+    assert backends_exited(observer)
 
 
 FORKED = """
@@ -172,17 +187,15 @@ print("holding", flush=True)
 def test_at_exit_a_leaked_idle_connection_is_closed_at_once_and_reported(environ, make_engine):
     observer = make_engine(DATABASE_APPLICATION_NAME="atsboost-observer")
     env = {**environ, "DATABASE_APPLICATION_NAME": APP, "PATH": "/usr/bin:/bin"}
-    started = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-c", LEAK_AT_EXIT], env=env, capture_output=True, text=True, timeout=60
     )
-    elapsed = time.monotonic() - started
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "holding"
     assert "was checked out and never returned (a leak); closing it" in out.stderr
     assert "cancelled" not in out.stderr  # nothing was running, so nothing was cancelled
-    assert elapsed < 5  # not the 10 s shutdown timeout
-    assert our_backends(observer) == 0
+    assert "did not come back" not in out.stderr  # closed at once, not waited for until the deadline
+    assert backends_exited(observer)
 
 
 def test_an_idle_connection_past_the_deadline_is_not_counted_as_cancelled(make_engine):

@@ -21,7 +21,8 @@ config = context.config
 if config.config_file_name is not None and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-# Your models' MetaData for autogenerate (atsboost's own tables are always added), e.g.
+# Your models' MetaData for autogenerate (the models of the schemas listed in alembic.ini's
+# version_locations, such as atsboost's, are added), e.g.
 #     from myapp.models import Base
 #     target_metadata = Base.metadata
 target_metadata = None

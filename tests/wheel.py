@@ -1,0 +1,25 @@
+"""A fresh virtualenv with atsboost installed from a freshly built wheel, as a team installs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def install_wheel(root: Path, *, extras: str = "", packages: tuple[str, ...] = ()) -> Path:
+    """Build the wheel into ``root``, install it (with ``extras`` and ``packages``) in a new venv there.
+
+    Return the venv's bin folder. Nothing of the checkout is on the venv's path.
+    """
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(REPO)]
+    subprocess.run(build, check=True, capture_output=True, timeout=300)
+    [wheel] = (root / "dist").glob("atsboost-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    requirement = f"atsboost[{extras}] @ {wheel.as_uri()}" if extras else str(wheel)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", requirement, *packages]
+    subprocess.run(pip, check=True, capture_output=True, timeout=600)
+    return venv / "bin"
