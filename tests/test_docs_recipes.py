@@ -18,6 +18,8 @@ from tests.conftest import recipe, wait_until
 from tests.runtime.test_shutdown import backends_exited
 from tests.wheel import install_wheel
 
+pytestmark = pytest.mark.wheel
+
 APP = "atsboost-recipe"
 PACKAGES = ("uvicorn", "gunicorn")
 

@@ -16,7 +16,7 @@ from tests.conftest import REPO
 from tests.migrations.test_project import TEAM_MODELS, add_models
 from tests.wheel import install_wheel
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.wheel]
 
 MODELS = """
 from sqlalchemy import ForeignKey, String

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from atsboost.config.settings import Settings
-from atsboost.runtime import embedded
+from atsboost.runtime import embedded, standby
 from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.libpq import connect_args, side_args
 from atsboost.runtime.pool.metrics import pool_name
@@ -71,10 +71,20 @@ def create_engine(settings: Settings) -> Engine:
     options = engine_options(settings)
     options["metrics_name"] = pool_name(url) if settings.runtime.metrics else None
     engine = sqlalchemy.create_engine(url, **options)
-    fence_stale_primaries(engine, settings)
-    OptionsFallback(settings).install(engine)  # after the fence, which narrows the host list
+    attach_listeners(engine, settings)
     log_engine("engine", url, settings)
     return engine
+
+
+def attach_listeners(engine: Engine, settings: Settings) -> None:
+    """Attach what every application engine listens for, sync or asyncio (its ``sync_engine``).
+
+    A stale primary fenced; ``options`` dropped for a pooler that refuses them (after the
+    fence, which narrows the host list); a write refused by a hot standby retried.
+    """
+    fence_stale_primaries(engine, settings)
+    OptionsFallback(settings).install(engine)
+    standby.install(engine)
 
 
 def fence_stale_primaries(engine: Engine, settings: Settings) -> None:

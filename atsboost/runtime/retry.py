@@ -4,7 +4,8 @@ A transaction is retried from its beginning, never resumed: ``fn(session)`` runs
 again on a fresh connection. Retried: serialization failures (40001), deadlocks
 (40P01), admin shutdown and crash recovery (57P01-57P03), too many connections
 (53300), and connection failures or losses before COMMIT (class 08, or a driver
-error without SQLSTATE that SQLAlchemy flags as a disconnect). Never retried:
+error without SQLSTATE that SQLAlchemy flags as a disconnect, which includes a write
+refused by a server read-only for a failover's moment: ``runtime.standby``). Never retried:
 constraint violations, syntax errors, permission errors. A connection lost
 *during* COMMIT leaves the outcome unknown: ``fn`` runs again only when the
 caller declared it idempotent; otherwise TransactionOutcomeUnknownError.

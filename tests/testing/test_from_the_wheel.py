@@ -15,7 +15,7 @@ from atsboost.testing import databases
 from tests.migrations.test_project import TEAM_MODELS
 from tests.wheel import install_wheel
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.wheel]
 
 PACKAGES = ("pytest", "pytest-asyncio", "pytest-xdist", "fastapi", "httpx")
 PYTEST = ("python", "-m", "pytest", "-q", "-p", "no:cacheprovider")

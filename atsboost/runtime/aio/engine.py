@@ -15,9 +15,9 @@ from sqlalchemy.pool import NullPool
 from atsboost.config.settings import Settings
 from atsboost.runtime.aio.pool import AsyncIdleTimeoutPool
 from atsboost.runtime.engine import (
+    attach_listeners,
     database_url,
     engine_options,
-    fence_stale_primaries,
     log_engine,
     side_engine_args,
 )
@@ -44,8 +44,7 @@ def create_async_engine(settings: Settings) -> AsyncEngine:
     options["connect_args"] = connect_args(settings, asynchronous=True)
     options["metrics_name"] = pool_name(url, asynchronous=True) if settings.runtime.metrics else None
     engine = sqlalchemy_async_engine(url, **options)
-    fence_stale_primaries(engine.sync_engine, settings)
-    OptionsFallback(settings).install(engine.sync_engine)  # after the fence, which narrows the host list
+    attach_listeners(engine.sync_engine, settings)
     log_engine("async engine", url, settings)
     return engine
 
