@@ -16,7 +16,7 @@ from tests import ha
 from tests.cluster import Cluster, patroni_cluster, unavailable_reason
 from tests.conftest import server_binaries
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 UNKNOWN = "TransactionOutcomeUnknownError: the connection broke during COMMIT"
 
