@@ -107,7 +107,7 @@ def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
         "recovery": lambda: recovery.run(before=0.5 if quick else 1.0, after=1.5 if quick else 3.0),
         "start-up": lambda: commands.startup(url, rounds=2 if quick else 11),
         "migrations": lambda: commands.migrations(url, rounds=1 if quick else 7),
-        "history": lambda: histories.run(url, rounds=1 if quick else 7),
+        "history": lambda: histories.run(url, rounds=1 if quick else 7, quick=quick),
         "health": lambda: health.run(url, tables=200 if quick else 20000, repeats=3 if quick else 11),
         "testing": lambda: testing.run(url, tests=20 if quick else 200, rounds=1 if quick else 11),
     }
