@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ def install_wheel(root: Path, *, extras: str = "", packages: tuple[str, ...] = (
 
     Return the venv's bin folder. Nothing of the checkout is on the venv's path.
     """
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(REPO)]
+    source = _snapshot(root / "source")
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(source)]
     subprocess.run(build, check=True, capture_output=True, timeout=300)
     [wheel] = (root / "dist").glob("atsboost-*.whl")
     venv = root / "venv"
@@ -23,3 +25,11 @@ def install_wheel(root: Path, *, extras: str = "", packages: tuple[str, ...] = (
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", requirement, *packages]
     subprocess.run(pip, check=True, capture_output=True, timeout=600)
     return venv / "bin"
+
+
+def _snapshot(folder: Path) -> Path:
+    """Copy the checkout's sources to ``folder``: setuptools builds in the source tree
+    (``build/``, ``*.egg-info``), so two workers building from the checkout at once race."""
+    skip = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "bench-results")
+    shutil.copytree(REPO, folder, ignore=skip)
+    return folder
