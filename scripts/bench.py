@@ -96,7 +96,12 @@ CASES = (
 def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
     runs = {
         "overhead": lambda: overhead.run(url, iterations=200 if quick else 250, rounds=2 if quick else 60),
-        "latency": lambda: latency.run(url, iterations=20 if quick else 200, rounds=2 if quick else 5),
+        "latency": lambda: latency.run(
+            url,
+            iterations=20 if quick else 200,
+            rounds=2 if quick else 5,
+            delays=(0.001,) if quick else (0.0, 0.001, 0.005),
+        ),
         "contention": lambda: contention.run(url, seconds=0.5 if quick else 3.0, rounds=1 if quick else 5),
         "asyncio-overhead": lambda: aio_overhead.run(
             url, iterations=200 if quick else 250, rounds=2 if quick else 40

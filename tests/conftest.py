@@ -136,10 +136,17 @@ def database_url(pg_server: Server, postgresql: object) -> URL:
 
 @pytest.fixture
 def environ(database_url: URL) -> dict[str, str]:
-    """A testing environment pointing at this test's database."""
+    """A testing environment pointing at this test's database.
+
+    ``DATABASE_PIPELINE_BEGIN`` passes through: the whole suite can run with BEGIN
+    pipelined (``DATABASE_PIPELINE_BEGIN=true pytest``).
+    """
+    flag = os.environ.get("DATABASE_PIPELINE_BEGIN")
+    pipelined = {"DATABASE_PIPELINE_BEGIN": flag} if flag else {}
     return {
         "ATSBOOST_ENV": "testing",
         "DATABASE_URL": database_url.render_as_string(hide_password=False),
+        **pipelined,
     }
 
 

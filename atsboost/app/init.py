@@ -15,7 +15,7 @@ from atsboost.app.models import SubscriptionPlan
 from atsboost.app.seed import SeedResult, check_admin_password, run
 from atsboost.config.settings import Settings, get_settings
 from atsboost.migrations.results import MigrationResult
-from atsboost.runtime.engine import create_engine
+from atsboost.runtime.engine import create_engine, engine_url
 from atsboost.runtime.provisioning import create_if_missing
 
 
@@ -56,7 +56,7 @@ def initialize(
             seeded = run(session, settings=settings, plans=plans)
             revision = tuple(MigrationContext.configure(session.connection()).get_current_heads())
             rows = session.scalars(select(SubscriptionPlan).order_by(SubscriptionPlan.sort_order)).all()
-        database = engine.url.render_as_string(hide_password=True)
+        database = engine_url(engine).render_as_string(hide_password=True)
     finally:
         engine.dispose()
     listed = tuple(

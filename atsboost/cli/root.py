@@ -45,14 +45,14 @@ def config(invocation: Invocation, *, as_json: bool, connect: bool) -> None:
     """Show the effective settings: environment, database, SSL, pool and timeouts."""
     from atsboost.config import render
     from atsboost.health.connect import hosts
-    from atsboost.runtime.engine import create_engine, server_info
+    from atsboost.runtime.engine import create_engine, engine_url, server_info
 
     settings = invocation.settings
     described = render.describe(settings)
     if connect:
         engine = create_engine(settings)
         try:
-            described["database_url"] = engine.url.render_as_string(hide_password=True)
+            described["database_url"] = engine_url(engine).render_as_string(hide_password=True)
             described["server"] = vars(server_info(engine))
         finally:
             engine.dispose()

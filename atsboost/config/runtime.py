@@ -26,6 +26,7 @@ class RuntimeSettings:
     max_lifetime: float | None = 1800.0  # connections are replaced before this age (jittered)
     metrics: bool = True  # count pool, transaction and retry figures (atsboost.metrics)
     primary_check_interval: float = 2.0  # a host list's roles and timelines are checked this often
+    pipeline_begin: bool = False  # BEGIN travels with a transaction's first statement (runtime.pipeline)
 
 
 def read_runtime_settings(env: EnvironmentVariables, environment: Environment) -> RuntimeSettings:
@@ -47,6 +48,7 @@ def read_runtime_settings(env: EnvironmentVariables, environment: Environment) -
         primary_check_interval=env.seconds(
             "DATABASE_PRIMARY_CHECK_INTERVAL", 2.0, minimum=0.1, maximum=600.0
         ),
+        pipeline_begin=env.boolean("DATABASE_PIPELINE_BEGIN", default=False),
     )
 
 

@@ -71,7 +71,8 @@ def collect(
     """
     started = started or time.perf_counter()
     result = _empty(database)
-    own = conn.autocommit
+    # An engine's connection may be in autocommit under runtime.pipeline, which opens its transactions.
+    own = conn.autocommit and not getattr(conn, "transactional", False)
     try:
         with contextlib.nullcontext() if own else conn.transaction(force_rollback=True):
             # Never queue behind a lock (a migration, VACUUM FULL): give up at once and say who holds it.

@@ -42,7 +42,9 @@ def report(
     so the application's own engine can be passed; its pool's use is reported.
     The report is a span (``atsboost.health.report``) when tracing is on.
     """
-    database = engine.url.render_as_string(hide_password=True)
+    from atsboost.runtime.engine import engine_url  # here: a psycopg-only report never loads SQLAlchemy
+
+    database = engine_url(engine).render_as_string(hide_password=True)
     with _traced(database) as span:
         result = _engine_report(engine, database, long_query_seconds, unused_index_bytes, migration_status)
         _describe(span, result)
@@ -75,8 +77,9 @@ def _engine_report(
             )
     except sqlalchemy.exc.DBAPIError as exc:
         from atsboost.runtime.diagnosis import database_error
+        from atsboost.runtime.engine import engine_url
 
-        result = unreachable(database, database_error(engine.url, exc), started)
+        result = unreachable(database, database_error(engine_url(engine), exc), started)
     if result.usage is not None and isinstance(engine.pool, QueuePool):
         result.usage.pool_checked_out, result.usage.pool_capacity = pool_usage(engine.pool)
     return result
@@ -126,11 +129,11 @@ def _settings_report(
         explained = database_error(settings.url, exc) if settings.url is not None else exc
         return unreachable(settings.masked_url, explained, started)
     if conn is None:
-        from atsboost.runtime.engine import create_engine
+        from atsboost.runtime.engine import create_engine, engine_url
 
         engine = create_engine(settings)
         try:
-            database = engine.url.render_as_string(hide_password=True)
+            database = engine_url(engine).render_as_string(hide_password=True)
             return _engine_report(engine, database, long_query_seconds, UNUSED_INDEX_BYTES, migration_status)
         finally:
             engine.dispose()

@@ -24,6 +24,7 @@ from tenacity import (
 
 from atsboost.errors import first_line
 from atsboost.runtime.diagnosis import database_error, diagnose
+from atsboost.runtime.engine import engine_url
 from atsboost.runtime.retry import is_transient
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def wait_for_database(engine: Engine, *, seconds: float) -> None:
     try:
         Retrying(**wait_policy(seconds))(_ping, engine)
     except sqlalchemy.exc.DBAPIError as exc:
-        raise database_error(engine.url, exc) from None
+        raise database_error(engine_url(engine), exc) from None
 
 
 def wait_policy(seconds: float) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from atsboost.config.settings import Settings
-from atsboost.runtime import embedded, standby
+from atsboost.runtime import embedded, pipeline, standby
 from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.libpq import connect_args, side_args
 from atsboost.runtime.pool.metrics import pool_name
@@ -38,6 +38,7 @@ class EngineOptions(TypedDict):
     connect_args: dict[str, Any]
     hide_parameters: bool
     metrics_name: NotRequired[str | None]
+    transaction_setup: NotRequired[tuple[str, ...]]
 
 
 def engine_options(settings: Settings) -> EngineOptions:
@@ -70,10 +71,29 @@ def create_engine(settings: Settings) -> Engine:
     url = database_url(settings)
     options = engine_options(settings)
     options["metrics_name"] = pool_name(url) if settings.runtime.metrics else None
+    if settings.runtime.pipeline_begin:
+        url = pipeline_begin(url, options)
     engine = sqlalchemy.create_engine(url, **options)
     attach_listeners(engine, settings)
     log_engine("engine", url, settings)
     return engine
+
+
+def pipeline_begin(url: URL, options: EngineOptions) -> URL:
+    """Send each transaction's BEGIN with its first statement (``runtime.pipeline``).
+
+    The transaction pooler's ``SET LOCAL`` goes in the same pipeline, in place of the
+    cursor that would send it with psycopg's own BEGIN.
+    """
+    cursor = options["connect_args"].pop("cursor_factory", None)
+    setup = getattr(cursor, "transaction_setup", None)
+    options["transaction_setup"] = (setup,) if setup else ()
+    return pipeline.pipelined(url)
+
+
+def engine_url(engine: Engine) -> URL:
+    """Return the URL an engine was built for, as configured (``pipeline.configured``)."""
+    return pipeline.configured(engine.url)
 
 
 def attach_listeners(engine: Engine, settings: Settings) -> None:
@@ -157,7 +177,7 @@ def server_info(engine: Engine) -> ServerInfo:
         with engine.connect() as conn:
             row = conn.execute(_SERVER_INFO_SQL).one()
     except sqlalchemy.exc.DBAPIError as exc:
-        raise database_error(engine.url, exc) from None
+        raise database_error(engine_url(engine), exc) from None
     latency = (time.perf_counter() - started) * 1000
     return ServerInfo(
         row.version,

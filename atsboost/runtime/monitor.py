@@ -24,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from atsboost.config.settings import Settings
-from atsboost.runtime.engine import side_engine
+from atsboost.runtime.engine import engine_url, side_engine
 from atsboost.runtime.health_tracker import LONG_QUERIES, PROBE, HealthState, HealthTracker
 from atsboost.runtime.pool.metrics import watch
 from atsboost.runtime.sockets import shut_socket
@@ -42,7 +42,7 @@ class HealthMonitor:
         self.settings = settings
         self.tracker = HealthTracker(settings)
         self._probe = side_engine(
-            settings, engine.url, "health", connect_timeout=self.tracker.connect_timeout
+            settings, engine_url(engine), "health", connect_timeout=self.tracker.connect_timeout
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -40,6 +40,8 @@ def statement_timeout_cursor(milliseconds: int) -> type[psycopg.Cursor[Any]]:
     command = f"SET LOCAL statement_timeout = {int(milliseconds)}"
 
     class StatementTimeoutCursor(psycopg.Cursor[Any]):
+        transaction_setup = command  # what runtime.pipeline sends instead, with BEGIN
+
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             begin(self.connection, command)
             return super().execute(*args, **kwargs)

@@ -1,4 +1,4 @@
-"""Round trips: the same transactions through a proxy that delays each direction by 1 ms.
+"""Round trips: the same transactions through a proxy that delays each direction by 0, 1 or 5 ms.
 
 On a network, round trips dominate: the proxy counts them, and the time per
 transaction shows what each costs. Every variant is measured in the same rounds.
@@ -24,13 +24,26 @@ VARIANTS = [
     "atsboost run_transaction (development: leak detection on)",
     "atsboost run_transaction (transaction pool mode, statement timeout)",
     overhead.TIMED,
+    overhead.RAW_PIPELINED,
+    f"atsboost engine, Core (production, {overhead.PIPELINED})",
+    f"atsboost run_transaction (production, {overhead.PIPELINED})",
+    f"atsboost run_transaction (transaction pool mode, statement timeout, {overhead.PIPELINED})",
 ]
 
 
-def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
+def run(url: str, *, iterations: int, rounds: int, delays: tuple[float, ...] = (DELAY,)) -> list[Row]:
+    """Each delay in turn (seconds each way); ``iterations`` is for 1 ms, fewer at longer delays."""
     libpq = url.replace("postgresql+psycopg://", "postgresql://")
     overhead.prepare(libpq)
-    with delay_proxy(libpq, DELAY) as proxy, overhead.variants(proxy.url(url), proxy.url(libpq)) as calls:
+    rows: list[Row] = []
+    for delay in delays:
+        scaled = max(10, int(iterations * DELAY / max(delay, DELAY)))
+        rows += _at(url, libpq, delay, iterations=scaled, rounds=rounds)
+    return rows
+
+
+def _at(url: str, libpq: str, delay: float, *, iterations: int, rounds: int) -> list[Row]:
+    with delay_proxy(libpq, delay) as proxy, overhead.variants(proxy.url(url), proxy.url(libpq)) as calls:
         chosen = {name: calls[name] for name in VARIANTS}
         trips = {}
         for name, call in chosen.items():
@@ -42,7 +55,8 @@ def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
         figures = interleave(
             {n: per_call(c, iterations=iterations) for n, c in chosen.items()}, rounds=rounds
         )
-    rows = rows_from("latency (1 ms each way)", figures, baseline=overhead.FLOOR, unit="us", digits=0)
+    case = f"latency ({delay * 1000:g} ms each way)"
+    rows = rows_from(case, figures, baseline=overhead.FLOOR, unit="us", digits=0)
     for row in rows:
         row.extra["round_trips"] = round(trips[row.variant], 2)
         row.extra["ms_per_round_trip"] = round(

@@ -49,6 +49,18 @@ METRICS_COST = [
     ("atsboost engine, Core (production)", f"atsboost engine, Core (production, {METRICS_OFF})"),
     ("atsboost run_transaction (production)", f"atsboost run_transaction (production, {METRICS_OFF})"),
 ]
+# (BEGIN sent with the first statement, BEGIN on its own): what runtime.pipeline costs in Python calls.
+PIPELINED = "DATABASE_PIPELINE_BEGIN=true"
+RAW_PIPELINED = "raw psycopg, autocommit, BEGIN and the statement in one pipeline"
+PIPELINE_COST = [
+    (f"atsboost engine, Core (production, {PIPELINED})", "atsboost engine, Core (production)"),
+    (f"atsboost run_transaction (production, {PIPELINED})", "atsboost run_transaction (production)"),
+    (
+        f"atsboost run_transaction (transaction pool mode, statement timeout, {PIPELINED})",
+        "atsboost run_transaction (transaction pool mode, statement timeout)",
+    ),
+    (RAW_PIPELINED, FLOOR),
+]
 # The same transaction with OpenTelemetry's SDK on: a span, and a histogram observation per checkout.
 OTEL_ON = "atsboost run_transaction (production, OpenTelemetry SDK on)"
 OTEL_COST = [(OTEL_ON, "atsboost run_transaction (production)")]
@@ -74,7 +86,12 @@ def run(url: str, *, iterations: int, rounds: int) -> list[Row]:
         row = ratio_row("own cost", ours, figures[ours], figures[plain], plain)
         row.extra["python_calls_added"] = round(calls_per_transaction[ours] - calls_per_transaction[plain], 1)
         rows.append(row)
-    for case, pairs in (("metrics cost", METRICS_COST), ("OpenTelemetry cost", OTEL_COST)):
+    cases = (
+        ("metrics cost", METRICS_COST),
+        ("OpenTelemetry cost", OTEL_COST),
+        ("pipeline cost", PIPELINE_COST),
+    )
+    for case, pairs in cases:
         for ours, plain in pairs:
             row = ratio_row(case, ours, figures[ours], figures[plain], plain)
             added = calls_per_transaction[ours] - calls_per_transaction[plain]
@@ -116,6 +133,17 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
                 url, "production", DATABASE_POOL_MODE="transaction", DATABASE_STATEMENT_TIMEOUT="5000"
             )
         )
+        pipelined = engine(atsboost_engine(url, "production", DATABASE_PIPELINE_BEGIN="true"))
+        pooled_pipelined = engine(
+            atsboost_engine(
+                url,
+                "production",
+                DATABASE_POOL_MODE="transaction",
+                DATABASE_STATEMENT_TIMEOUT="5000",
+                DATABASE_PIPELINE_BEGIN="true",
+            )
+        )
+        autocommit = stack.enter_context(psycopg.connect(libpq, autocommit=True))
         timed = sessionmaker(engine(sqlalchemy.create_engine(url, connect_args={"prepare_threshold": None})))
         event.listen(timed, "after_begin", set_local_timeout)
         yield {
@@ -139,6 +167,12 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
             f"atsboost run_transaction (production, {METRICS_OFF})": lambda: retried(uncounted),
             OTEL_ON: lambda: retried(production),
             "atsboost run_transaction (transaction pool mode, statement timeout)": lambda: retried(pooled),
+            RAW_PIPELINED: lambda: raw_pipelined(autocommit),
+            f"atsboost engine, Core (production, {PIPELINED})": lambda: core(pipelined),
+            f"atsboost run_transaction (production, {PIPELINED})": lambda: retried(pipelined),
+            f"atsboost run_transaction (transaction pool mode, statement timeout, {PIPELINED})": lambda: (
+                retried(pooled_pipelined)
+            ),
         }
 
 
@@ -154,6 +188,16 @@ def python_calls(call: Callable[[], object], transactions: int = 200) -> float:
 
 def raw_transaction(conn: psycopg.Connection) -> None:
     conn.execute(QUERY).fetchone()
+    conn.commit()
+
+
+def raw_pipelined(conn: psycopg.Connection) -> None:
+    """What psycopg's public API offers for BEGIN with the statement: both in one pipeline."""
+    cursor = conn.cursor()
+    with conn.pipeline():
+        cursor.execute("BEGIN")
+        cursor.execute(QUERY)
+    cursor.fetchone()
     conn.commit()
 
 

@@ -45,6 +45,8 @@ def test_down_within_two_intervals_then_healthy_again(controlled_server, watched
             assert wait_until(lambda: monitor.state().status == "down", timeout=30)
             down = monitor.state()
             assert down.consecutive_failures >= 2 and down.last_error
+            # The state changes before its warning is logged: wait (bounded) for the second line.
+            assert wait_until(lambda: len(failed_checks(caplog)) >= 2, timeout=10)
             assert failed_checks(caplog) == [1, 2]  # down at the second failed check, not later
         finally:
             controlled_server.start()

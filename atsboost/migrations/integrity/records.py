@@ -21,6 +21,7 @@ from atsboost.migrations.project import alembic_config, script_directory
 from atsboost.migrations.run.rendering import render
 from atsboost.migrations.run.session import migration_engine
 from atsboost.runtime.diagnosis import database_error
+from atsboost.runtime.engine import engine_url
 
 T = TypeVar("T")
 
@@ -95,7 +96,7 @@ def with_connection(settings: Settings | None, work: Callable[[Connection], T]) 
         with engine.connect() as conn:
             return work(conn)
     except sqlalchemy.exc.DBAPIError as exc:
-        raise database_error(engine.url, exc) from None
+        raise database_error(engine_url(engine), exc) from None
     finally:
         engine.dispose()
 

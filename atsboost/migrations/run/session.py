@@ -20,7 +20,7 @@ from atsboost.config.settings import MigrationSettings, Settings, get_migration_
 from atsboost.errors import MigrationError
 from atsboost.migrations.run.options import options_of
 from atsboost.runtime.diagnosis import database_error
-from atsboost.runtime.engine import database_url, side_engine
+from atsboost.runtime.engine import database_url, engine_url, side_engine
 
 
 def migration_settings(config: Config) -> MigrationSettings:
@@ -68,7 +68,7 @@ def _connected(engine: Engine) -> Iterator[Connection]:
     try:
         conn = engine.connect()
     except sqlalchemy.exc.DBAPIError as exc:
-        raise database_error(engine.url, exc) from None
+        raise database_error(engine_url(engine), exc) from None
     with conn:
         yield conn
 

@@ -9,6 +9,8 @@ detection (``aio.pool``).
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
@@ -35,6 +37,8 @@ except ImportError as missing:  # SQLAlchemy's asyncio extension needs greenlet
         "install it with: pip install 'atsboost[asyncio]'"
     ) from missing
 
+logger = logging.getLogger(__name__)
+
 
 def create_async_engine(settings: Settings) -> AsyncEngine:
     """Build an AsyncEngine for these settings (connects lazily, on first use)."""
@@ -43,6 +47,11 @@ def create_async_engine(settings: Settings) -> AsyncEngine:
     options["poolclass"] = AsyncIdleTimeoutPool
     options["connect_args"] = connect_args(settings, asynchronous=True)
     options["metrics_name"] = pool_name(url, asynchronous=True) if settings.runtime.metrics else None
+    if settings.runtime.pipeline_begin:
+        logger.warning(
+            "DATABASE_PIPELINE_BEGIN applies to sync engines only: the asyncio engine sends BEGIN "
+            "in a round trip of its own"
+        )
     engine = sqlalchemy_async_engine(url, **options)
     attach_listeners(engine.sync_engine, settings)
     log_engine("async engine", url, settings)
