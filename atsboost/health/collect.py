@@ -22,6 +22,7 @@ from atsboost.errors import first_line
 from atsboost.health import replication
 from atsboost.health import sql as q
 from atsboost.health.model import ConnectionInfo, HealthReport, Usage
+from atsboost.runtime.transaction_start import opens_own_transactions
 
 if TYPE_CHECKING:  # importing migrations would load more than the report needs
     from atsboost.migrations import MigrationStatus
@@ -71,8 +72,7 @@ def collect(
     """
     started = started or time.perf_counter()
     result = _empty(database)
-    # An engine's connection may be in autocommit under runtime.pipeline, which opens its transactions.
-    own = conn.autocommit and not getattr(conn, "transactional", False)
+    own = conn.autocommit and not opens_own_transactions(conn)  # an engine's, under runtime.pipeline
     try:
         with contextlib.nullcontext() if own else conn.transaction(force_rollback=True):
             # Never queue behind a lock (a migration, VACUUM FULL): give up at once and say who holds it.

@@ -33,9 +33,10 @@ from tenacity import (
 )
 
 from atsboost import metrics
-from atsboost.errors import TransactionOutcomeUnknownError, first_line
+from atsboost.errors import ConfigurationError, TransactionOutcomeUnknownError, first_line
 from atsboost.metrics.stats import PoolStats
 from atsboost.metrics.tracing import NO_BLOCK, NO_SPAN, AttributeValue, Span
+from atsboost.runtime.pipeline import PIPELINE_COMMIT
 from atsboost.runtime.pool.metrics import stats_of
 
 logger = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class TransactionOptions(TypedDict, total=False):
     isolation_level: str | None
     attempts: int | None
     max_seconds: float
+    pipeline_commit: bool
 
 
 def run_transaction(
@@ -91,22 +93,24 @@ def run_transaction(
     max_seconds: float = 15.0,
     isolation_level: str | None = None,
     read_only: bool = False,
+    pipeline_commit: bool = False,
     route: Callable[[], Engine] | None = None,
 ) -> T:
     """Run ``fn(session)`` in a transaction and commit; on a transient error, run it all again.
 
-    ``fn`` must have no side effects outside the database (it may run several
-    times). ``max_seconds`` (DATABASE_RETRY_MAX_SECONDS through ``atsboost.db``) is
-    a wall-clock deadline: no attempt starts after it, and no backoff sleeps past
-    it; an attempt under way is bounded by the connection's own stall and statement
-    timeouts. ``attempts`` optionally caps the count as well. Pass
-    ``idempotent=True`` when running ``fn`` twice is harmless, so a connection lost
-    during COMMIT is retried too. With
-    ``read_only=True`` the server refuses writes, so a connection lost at COMMIT
-    loses nothing and ``fn``'s result stands. ``route``, when given, picks the engine
-    of each attempt (a read replica, another after a failure); ``engine`` then only
-    names the pool whose figures count the transaction.
+    ``fn`` must have no side effects outside the database (it may run several times).
+    ``max_seconds`` (DATABASE_RETRY_MAX_SECONDS through ``atsboost.db``) is a wall-clock
+    deadline: no attempt starts after it, and no backoff sleeps past it; an attempt
+    under way is bounded by the connection's own stall and statement timeouts.
+    ``attempts`` optionally caps the count as well. Pass ``idempotent=True`` when
+    running ``fn`` twice is harmless, so a connection lost during COMMIT is retried
+    too. With ``read_only=True`` the server refuses writes, so a connection lost at
+    COMMIT loses nothing and ``fn``'s result stands. ``route`` picks each attempt's
+    engine (a read replica); ``engine`` then names the pool that counts the transaction.
+    ``pipeline_commit=True`` sends the INSERTs with the COMMIT (``runtime.pipeline``).
     """
+    if pipeline_commit:
+        check_pipeline_commit(engine.dialect)
     run = TransactionRun(
         engine.pool,
         idempotent=idempotent,
@@ -114,6 +118,7 @@ def run_transaction(
         max_seconds=max_seconds,
         isolation_level=isolation_level,
         read_only=read_only,
+        pipeline_commit=pipeline_commit,
     )
     pick = route or (lambda: engine)
 
@@ -122,8 +127,7 @@ def run_transaction(
         return _attempt(fn, pick(), run)
 
     with run.counted():
-        # The first attempt runs bare: tenacity's loop costs about 40 us a call, so it is
-        # only built after a transient failure, which it is then handed as its attempt 1.
+        # The first attempt runs bare: tenacity's loop (about 40 us) is built only after a failure.
         try:
             return _attempt(fn, pick(), run)
         except Exception as exc:
@@ -150,11 +154,12 @@ class TransactionRun:
         max_seconds: float,
         isolation_level: str | None,
         read_only: bool,
+        pipeline_commit: bool = False,
     ) -> None:
         self.idempotent, self.read_only, self.attempts = idempotent, read_only, attempts
         self.deadline = time.monotonic() + max_seconds
         self.stats = stats_of(pool)
-        self.options = connection_options(isolation_level, read_only)
+        self.options = connection_options(isolation_level, read_only, pipeline_commit=pipeline_commit)
         self.span: Span = NO_SPAN
         self._first_failure: BaseException | None = None
 
@@ -265,7 +270,12 @@ def settle_commit_failure(exc: sqlalchemy.exc.DBAPIError, *, read_only: bool, id
     raise exc
 
 
-def connection_options(isolation_level: str | None, read_only: bool) -> dict[str, object]:  # noqa: FBT001
+def connection_options(
+    isolation_level: str | None,
+    read_only: bool,  # noqa: FBT001
+    *,
+    pipeline_commit: bool = False,
+) -> dict[str, object]:
     """Return the attempt's connection options.
 
     They are set on the Connection: ``Engine.execution_options`` builds a new engine
@@ -276,7 +286,18 @@ def connection_options(isolation_level: str | None, read_only: bool) -> dict[str
         options["isolation_level"] = isolation_level
     if read_only:
         options["postgresql_readonly"] = True  # BEGIN READ ONLY, no extra round trip
+    if pipeline_commit:
+        options[PIPELINE_COMMIT] = True
     return options
+
+
+def check_pipeline_commit(dialect: object) -> None:
+    """Refuse ``pipeline_commit=True`` on an engine that would ignore it: say how to turn it on."""
+    if PIPELINE_COMMIT not in getattr(dialect, "connection_characteristics", {}):
+        raise ConfigurationError(
+            "run_transaction(pipeline_commit=True) needs an engine built with DATABASE_PIPELINE_BEGIN=true "
+            "(it sends BEGIN and the writes with COMMIT); set it, or drop pipeline_commit"
+        )
 
 
 def _attempt(fn: Callable[[Session], T], engine: Engine, run: TransactionRun) -> T:

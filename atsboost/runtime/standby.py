@@ -24,6 +24,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from atsboost.runtime.retry import sqlstate
+
 logger = logging.getLogger(__name__)
 
 READ_ONLY_SQL_TRANSACTION = "25006"
@@ -43,7 +45,7 @@ def _note_server(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 
 
 def _refused_by_standby(context: ExceptionContext) -> None:
-    if getattr(context.original_exception, "sqlstate", None) != READ_ONLY_SQL_TRANSACTION:
+    if sqlstate(context.original_exception) != READ_ONLY_SQL_TRANSACTION:
         return
     if context.connection is None:
         return

@@ -58,6 +58,8 @@ def async_statement_timeout_cursor(milliseconds: int) -> type[psycopg.AsyncCurso
     command = f"SET LOCAL statement_timeout = {int(milliseconds)}"
 
     class AsyncStatementTimeoutCursor(psycopg.AsyncCursor[Any]):
+        transaction_setup = command
+
         async def execute(self, *args: Any, **kwargs: Any) -> Any:
             await begin_async(self.connection, command)
             return await super().execute(*args, **kwargs)
@@ -67,6 +69,14 @@ def async_statement_timeout_cursor(milliseconds: int) -> type[psycopg.AsyncCurso
             return await super().executemany(*args, **kwargs)
 
     return AsyncStatementTimeoutCursor
+
+
+PIPELINE_STATE = "atsboost_transactions"  # set on a connection whose transactions runtime.pipeline opens
+
+
+def opens_own_transactions(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Return whether ``connection`` is in autocommit because ``runtime.pipeline`` opens its transactions."""
+    return hasattr(connection, PIPELINE_STATE)
 
 
 def begin(connection: psycopg.Connection[Any], command: str) -> None:
@@ -143,11 +153,18 @@ def _error_class(sqlstate: bytes | None) -> type[psycopg.Error]:
         return psycopg.DatabaseError
 
 
-def begin_statement(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> str:
-    """Return the BEGIN psycopg would send, with the isolation level, read-only and deferrable flags."""
+def begin_statement(
+    connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any], isolation: str | None = None
+) -> str:
+    """Return the BEGIN psycopg would send, with the isolation level, read-only and deferrable flags.
+
+    ``isolation`` (SQLAlchemy's spelling, ``READ COMMITTED``) stands for the connection's own level.
+    """
     parts = ["BEGIN"]
-    if connection.isolation_level is not None:
-        parts.append(f"ISOLATION LEVEL {connection.isolation_level.name.replace('_', ' ')}")
+    if isolation is None and connection.isolation_level is not None:
+        isolation = connection.isolation_level.name.replace("_", " ")
+    if isolation is not None:
+        parts.append(f"ISOLATION LEVEL {isolation}")
     if connection.read_only is not None:
         parts.append("READ ONLY" if connection.read_only else "READ WRITE")
     if connection.deferrable is not None:

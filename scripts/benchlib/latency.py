@@ -28,6 +28,10 @@ VARIANTS = [
     f"atsboost engine, Core (production, {overhead.PIPELINED})",
     f"atsboost run_transaction (production, {overhead.PIPELINED})",
     f"atsboost run_transaction (transaction pool mode, statement timeout, {overhead.PIPELINED})",
+    overhead.INSERT_PLAIN,
+    overhead.INSERT_OURS,
+    f"{overhead.INSERT_OURS} ({overhead.PIPELINED})",
+    f"{overhead.INSERT_OURS}, pipeline_commit=True ({overhead.PIPELINED})",
 ]
 
 

@@ -31,6 +31,9 @@ QUERY = "SELECT value FROM bench_items WHERE id = 1"
 TIMED = "SQLAlchemy ORM Session.begin(), SET LOCAL statement_timeout (after_begin)"
 FLOOR = "raw psycopg, one connection kept open (floor)"
 STATEMENT = text(QUERY)
+WRITE = text("INSERT INTO bench_writes (value) VALUES (1)")  # a write-only transaction: no RETURNING
+INSERT_PLAIN = "SQLAlchemy ORM Session.begin(), one INSERT"
+INSERT_OURS = "atsboost run_transaction (production), one INSERT"
 
 # (atsboost variant, the plain SQLAlchemy variant it wraps): atsboost's own cost is their ratio.
 OWN_COST = [
@@ -60,6 +63,8 @@ PIPELINE_COST = [
         "atsboost run_transaction (transaction pool mode, statement timeout)",
     ),
     (RAW_PIPELINED, FLOOR),
+    (f"{INSERT_OURS} ({PIPELINED})", INSERT_OURS),
+    (f"{INSERT_OURS}, pipeline_commit=True ({PIPELINED})", INSERT_OURS),
 ]
 # The same transaction with OpenTelemetry's SDK on: a span, and a histogram observation per checkout.
 OTEL_ON = "atsboost run_transaction (production, OpenTelemetry SDK on)"
@@ -168,6 +173,12 @@ def variants(url: str, libpq: str) -> Iterator[dict[str, Callable[[], object]]]:
             OTEL_ON: lambda: retried(production),
             "atsboost run_transaction (transaction pool mode, statement timeout)": lambda: retried(pooled),
             RAW_PIPELINED: lambda: raw_pipelined(autocommit),
+            INSERT_PLAIN: lambda: orm_write(plain),
+            INSERT_OURS: lambda: written(production),
+            f"{INSERT_OURS} ({PIPELINED})": lambda: written(pipelined),
+            f"{INSERT_OURS}, pipeline_commit=True ({PIPELINED})": lambda: written(
+                pipelined, pipeline_commit=True
+            ),
             f"atsboost engine, Core (production, {PIPELINED})": lambda: core(pipelined),
             f"atsboost run_transaction (production, {PIPELINED})": lambda: retried(pipelined),
             f"atsboost run_transaction (transaction pool mode, statement timeout, {PIPELINED})": lambda: (
@@ -237,7 +248,17 @@ def retried(engine: sqlalchemy.Engine, *, read_only: bool = False) -> None:
     run_transaction(lambda session: session.execute(STATEMENT).scalar(), engine=engine, read_only=read_only)
 
 
+def orm_write(engine: sqlalchemy.Engine) -> None:
+    with Session(engine) as session, session.begin():
+        session.execute(WRITE)
+
+
+def written(engine: sqlalchemy.Engine, *, pipeline_commit: bool = False) -> None:
+    run_transaction(lambda session: session.execute(WRITE), engine=engine, pipeline_commit=pipeline_commit)
+
+
 def prepare(libpq: str) -> None:
     with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_writes (value int NOT NULL)")
         conn.execute("CREATE TABLE IF NOT EXISTS bench_items (id int PRIMARY KEY, value int NOT NULL)")
         conn.execute("INSERT INTO bench_items VALUES (1, 42) ON CONFLICT DO NOTHING")

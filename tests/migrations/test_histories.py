@@ -22,7 +22,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 
 from tests import histories
-from tests.conftest import Server, catalog
+from tests.conftest import Server, catalog, skip_without_extension
 
 pytestmark = pytest.mark.slow
 
@@ -69,15 +69,7 @@ def new_database(pg_server: Server) -> Iterator[Callable[[], URL]]:
 @pytest.fixture
 def with_pg_trgm(pg_server: Server) -> None:
     """Prefect's revision 77ebcc9cf355 creates the pg_trgm extension, which pgserver's build lacks."""
-    admin = pg_server.url(pg_server.maintenance_dbname).set(drivername="postgresql")
-    with psycopg.connect(admin.render_as_string(hide_password=False)) as conn:
-        query = "SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_trgm'"
-        available = conn.execute(query).fetchone()
-    if not available or not available[0]:
-        pytest.skip(
-            "this PostgreSQL has no pg_trgm extension (pgserver is built without contrib), and Prefect's "
-            "revisions create it; CI's second run, on a server with contrib, runs this test"
-        )
+    skip_without_extension(pg_server, "pg_trgm", "Prefect's revision 77ebcc9cf355")
 
 
 def schema(url: URL) -> list[str]:

@@ -1,7 +1,5 @@
 """DATABASE_PIPELINE_BEGIN: BEGIN travels with the first statement, and nothing else changes."""
 
-import logging
-
 import pytest
 import sqlalchemy
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
@@ -9,7 +7,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.orm.exc import StaleDataError
 
 from atsboost.db import run_transaction, session_scope
-from tests.protocol import round_trips
+from atsboost.errors import ConfigurationError
+from tests.protocol import round_trips, trips_of
 
 ON = {"DATABASE_PIPELINE_BEGIN": "true"}
 
@@ -124,13 +123,17 @@ class Account(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
-def test_the_orm_s_flush_and_versioned_updates(make_engine):
-    engine = make_engine(**ON)
+def one_account(engine) -> None:
     Base.metadata.create_all(engine)
     with Session(engine) as session:
         session.add(Account(id=1, balance=10))
         session.commit()
+
+
+def assert_a_stale_update_is_refused(engine, options: dict[str, bool]) -> None:
+    """Two sessions update the same versioned row: the second (with ``options``) fails, the first stands."""
     with Session(engine) as first, Session(engine) as second:
+        second.connection(execution_options=options)
         mine, theirs = first.get_one(Account, 1), second.get_one(Account, 1)
         mine.balance, theirs.balance = 20, 30
         first.commit()
@@ -138,6 +141,12 @@ def test_the_orm_s_flush_and_versioned_updates(make_engine):
             second.commit()
     with Session(engine) as session:
         assert session.get_one(Account, 1).balance == 20
+
+
+def test_the_orm_s_flush_and_versioned_updates(make_engine):
+    engine = make_engine(**ON)
+    one_account(engine)
+    assert_a_stale_update_is_refused(engine, {})
 
 
 def test_a_health_report_on_the_engine_leaves_its_connection_as_it_was(make_settings, make_engine):
@@ -157,11 +166,86 @@ def test_reports_show_the_url_as_configured(make_settings, make_engine):
     assert report(make_engine(**ON)).database == settings.masked_url  # postgresql+psycopg, as given
 
 
-def test_the_asyncio_engine_says_it_sends_begin_on_its_own(make_settings, caplog):
-    from atsboost.runtime.aio.engine import create_async_engine
+ONE = {**ON, "DATABASE_POOL_SIZE": "1", "DATABASE_MAX_OVERFLOW": "0"}
+EVENTS = Table("events", MetaData(), Column("id", Integer, primary_key=True), Column("name", String))
 
-    with caplog.at_level(logging.WARNING, logger="atsboost.runtime.aio.engine"):
-        engine = create_async_engine(make_settings(**ON))
-    engine.sync_engine.dispose()
-    assert "DATABASE_PIPELINE_BEGIN applies to sync engines only" in caplog.text
-    assert engine.url.drivername == "postgresql+psycopg"
+
+def test_a_write_only_transaction_takes_one_round_trip(make_engine):
+    engine = make_engine(**ONE)
+    EVENTS.metadata.create_all(engine)
+
+    def write() -> None:
+        def insert_two(session: Session) -> None:
+            session.execute(insert(EVENTS).values(id=1, name="a"))
+            session.execute(insert(EVENTS).values(id=2, name="b"))
+
+        run_transaction(insert_two, engine=engine, pipeline_commit=True)
+
+    assert trips_of(engine, write) == 1  # BEGIN, both INSERTs and COMMIT in one flight
+    with engine.connect() as conn:
+        assert conn.execute(select(EVENTS.c.name).order_by(EVENTS.c.id)).scalars().all() == ["a", "b"]
+
+
+def test_a_queued_write_s_error_is_raised_at_commit_and_nothing_is_kept(make_engine):
+    engine = make_engine(**ONE)
+    EVENTS.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(EVENTS).values(id=1, name="a"))
+
+    def clash(session: Session) -> None:
+        session.execute(insert(EVENTS).values(id=2, name="b"))
+        session.execute(insert(EVENTS).values(id=1, name="again"))
+
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="duplicate key"):
+        run_transaction(clash, engine=engine, pipeline_commit=True)
+    with engine.connect() as conn:
+        assert conn.execute(select(EVENTS.c.id)).scalars().all() == [1]
+        conn.execute(insert(EVENTS).values(id=3, name="c"))  # the connection works on
+        conn.commit()
+
+
+def test_a_transient_error_at_commit_is_retried(make_engine):
+    engine = make_engine(**ONE)
+    EVENTS.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE SEQUENCE tries"))
+        conn.execute(
+            text(
+                "CREATE FUNCTION first_fails() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF nextval('tries') = 1 THEN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END IF; "
+                "RETURN NEW; END $$"
+            )
+        )
+        conn.execute(
+            text("CREATE TRIGGER t BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION first_fails()")
+        )
+    run_transaction(
+        lambda s: s.execute(insert(EVENTS).values(id=1, name="a")), engine=engine, pipeline_commit=True
+    )
+    with engine.connect() as conn:
+        assert conn.execute(select(EVENTS.c.id)).scalars().all() == [1]
+        assert conn.execute(text("SELECT last_value FROM tries")).scalar_one() == 2  # failed once, then ran
+
+
+def test_reads_and_updates_are_answered_at_once(make_engine):
+    engine = make_engine(**ON)
+    one_account(engine)
+
+    def work(session: Session) -> int:
+        session.execute(insert(Account).values(id=2, balance=5, version=1))  # queued
+        moved = session.connection().execute(text("UPDATE accounts SET balance = balance + 1")).rowcount
+        assert session.execute(text("SELECT count(*) FROM accounts")).scalar_one() == 2
+        return moved
+
+    assert run_transaction(work, engine=engine, pipeline_commit=True) == 2
+    with Session(engine) as session:  # back to one row at balance 10, as the stale scenario expects
+        session.execute(text("DELETE FROM accounts WHERE id = 2"))
+        session.execute(text("UPDATE accounts SET balance = 10"))
+        session.commit()
+    assert_a_stale_update_is_refused(engine, {"atsboost_pipeline_commit": True})  # its flush's UPDATE too
+
+
+def test_pipeline_commit_needs_the_pipelined_engine(make_engine):
+    engine = make_engine(DATABASE_PIPELINE_BEGIN="false")
+    with pytest.raises(ConfigurationError, match="DATABASE_PIPELINE_BEGIN=true"):
+        run_transaction(lambda s: None, engine=engine, pipeline_commit=True)

@@ -9,8 +9,6 @@ detection (``aio.pool``).
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
@@ -21,6 +19,7 @@ from atsboost.runtime.engine import (
     database_url,
     engine_options,
     log_engine,
+    pipeline_begin,
     side_engine_args,
 )
 from atsboost.runtime.libpq import connect_args
@@ -37,8 +36,6 @@ except ImportError as missing:  # SQLAlchemy's asyncio extension needs greenlet
         "install it with: pip install 'atsboost[asyncio]'"
     ) from missing
 
-logger = logging.getLogger(__name__)
-
 
 def create_async_engine(settings: Settings) -> AsyncEngine:
     """Build an AsyncEngine for these settings (connects lazily, on first use)."""
@@ -48,10 +45,7 @@ def create_async_engine(settings: Settings) -> AsyncEngine:
     options["connect_args"] = connect_args(settings, asynchronous=True)
     options["metrics_name"] = pool_name(url, asynchronous=True) if settings.runtime.metrics else None
     if settings.runtime.pipeline_begin:
-        logger.warning(
-            "DATABASE_PIPELINE_BEGIN applies to sync engines only: the asyncio engine sends BEGIN "
-            "in a round trip of its own"
-        )
+        url = pipeline_begin(url, options)
     engine = sqlalchemy_async_engine(url, **options)
     attach_listeners(engine.sync_engine, settings)
     log_engine("async engine", url, settings)

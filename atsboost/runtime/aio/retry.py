@@ -19,7 +19,12 @@ from tenacity import AsyncRetrying
 from atsboost.runtime.aio.engine import AsyncEngine, AsyncSession
 from atsboost.runtime.database_wait import wait_policy
 from atsboost.runtime.diagnosis import database_error
-from atsboost.runtime.retry import TransactionRun, connection_options, settle_commit_failure
+from atsboost.runtime.retry import (
+    TransactionRun,
+    check_pipeline_commit,
+    connection_options,
+    settle_commit_failure,
+)
 
 T = TypeVar("T")
 
@@ -33,6 +38,7 @@ async def run_transaction(
     max_seconds: float = 15.0,
     isolation_level: str | None = None,
     read_only: bool = False,
+    pipeline_commit: bool = False,
     route: Callable[[], AsyncEngine] | None = None,
 ) -> T:
     """Run ``await fn(session)`` in a transaction and commit; on a transient error, run it all again.
@@ -41,8 +47,11 @@ async def run_transaction(
     have no side effects outside the database; ``max_seconds`` is a wall-clock
     deadline; ``idempotent=True`` lets a connection lost during COMMIT be retried;
     ``read_only=True`` makes the server refuse writes, so such a loss loses nothing;
-    ``route`` picks each attempt's engine (read replicas).
+    ``route`` picks each attempt's engine (read replicas); ``pipeline_commit=True``
+    sends the INSERTs with the COMMIT.
     """
+    if pipeline_commit:
+        check_pipeline_commit(engine.dialect)
     run = TransactionRun(
         engine.sync_engine.pool,
         idempotent=idempotent,
@@ -50,6 +59,7 @@ async def run_transaction(
         max_seconds=max_seconds,
         isolation_level=isolation_level,
         read_only=read_only,
+        pipeline_commit=pipeline_commit,
     )
     pick = route or (lambda: engine)
     with run.counted():

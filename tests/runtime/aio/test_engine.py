@@ -1,15 +1,14 @@
 """The async engine from settings: the sync engine's connection parameters, and its round trips."""
 
 import asyncio
-import tempfile
 
 import pytest
 import sqlalchemy
-from psycopg import pq
 from sqlalchemy import text
 
 from atsboost.runtime.aio.engine import AsyncEngine, create_async_engine
 from atsboost.runtime.aio.retry import run_transaction
+from tests.protocol import async_round_trips
 
 POOLER = {"DATABASE_POOL_MODE": "transaction", "DATABASE_STATEMENT_TIMEOUT": "250"}
 
@@ -56,22 +55,6 @@ def test_pool_size_and_timeout_come_from_the_settings(make_settings):
         run(make_settings, check, DATABASE_POOL_SIZE="1", DATABASE_POOL_TIMEOUT="1")
 
 
-async def round_trips(conn, transaction) -> int:
-    """Count one transaction's round trips on ``conn`` with libpq's trace: client-to-server turns."""
-    raw = await conn.get_raw_connection()
-    pgconn = raw.driver_connection.pgconn
-    with tempfile.TemporaryFile("w+") as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            await transaction(conn)
-        finally:
-            pgconn.untrace()
-        trace.seek(0)
-        directions = [line.split("\t")[0] for line in trace.read().splitlines() if line]
-    return sum(1 for turn in zip(["B", *directions], directions, strict=False) if turn == ("B", "F"))
-
-
 async def select_and_commit(conn) -> None:
     (await conn.execute(text("SELECT 1"))).scalar_one()
     await conn.commit()
@@ -82,9 +65,12 @@ def test_a_statement_timeout_costs_no_round_trip(make_settings, mode):
     async def check(engine: AsyncEngine):
         async with engine.connect() as conn:
             await conn.commit()  # connected; the connection is now idle
-            return await round_trips(conn, select_and_commit)
+            return await async_round_trips(conn, select_and_commit)
 
-    assert run(make_settings, check, DATABASE_POOL_MODE=mode, DATABASE_STATEMENT_TIMEOUT="250") == 3
+    pipelined = make_settings().runtime.pipeline_begin  # DATABASE_PIPELINE_BEGIN (test_pipeline)
+    assert run(make_settings, check, DATABASE_POOL_MODE=mode, DATABASE_STATEMENT_TIMEOUT="250") == (
+        2 if pipelined else 3
+    )
 
 
 def test_behind_a_transaction_pooler_the_timeout_applies_in_every_transaction(make_settings):
