@@ -58,12 +58,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="atsboost_sqla_suite", help="made, and dropped at the end")
+    parser.add_argument("--only", choices=("sync", "asyncio"), help="run one pair of the two")
     args = parser.parse_args()
     server, database = args.server, args.database
+    pairs = {"sync": PAIRS[:1], "asyncio": PAIRS[1:], None: PAIRS}[args.only]
     differ = 0
     with tempfile.TemporaryDirectory(prefix="atsboost-sqla-suite-") as scratch:
         project = _project(Path(scratch))
-        for pair in PAIRS:
+        for pair in pairs:
             differ += _report(pair, {driver: _run(project, server, database, driver) for driver in pair})
     return 1 if differ else 0
 

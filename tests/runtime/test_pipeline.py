@@ -249,3 +249,18 @@ def test_pipeline_commit_needs_the_pipelined_engine(make_engine):
     engine = make_engine(DATABASE_PIPELINE_BEGIN="false")
     with pytest.raises(ConfigurationError, match="DATABASE_PIPELINE_BEGIN=true"):
         run_transaction(lambda s: None, engine=engine, pipeline_commit=True)
+
+
+def test_statements_run_often_are_prepared_as_without_it(make_engine):
+    engine = make_engine(**ON, DATABASE_POOL_SIZE="1", DATABASE_MAX_OVERFLOW="0")
+    for value in range(8):  # psycopg prepares a statement on its fifth run (prepare_threshold)
+
+        def read_back(session: Session, value: int = value) -> object:
+            return session.execute(text("SELECT :v"), {"v": value}).scalar_one()
+
+        assert run_transaction(read_back, engine=engine) == value
+    with engine.connect() as conn:
+        prepared = conn.execute(
+            text("SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1'")
+        )
+        assert prepared.scalar_one() == 1
