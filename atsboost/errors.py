@@ -44,6 +44,10 @@ class MigrationLintError(MigrationRefusedError):
     """The lint found unwaived errors in pending revisions (MIGRATION_LINT=error); nothing was changed."""
 
 
+class RolesError(AtsboostError):
+    """The database roles could not be set up as asked; the message says who can."""
+
+
 class SeedError(AtsboostError):
     """Seeding could not run; nothing was created."""
 

@@ -169,6 +169,28 @@ def environ(database_url: URL) -> dict[str, str]:
 
 
 @pytest.fixture
+def role_settings(database_url: URL) -> Iterator[dict[str, str]]:
+    """Role names of this test's own (DATABASE_*_ROLE); the roles, if made, go when it ends."""
+    from tests.roles import drop_roles, role_names
+
+    found = role_names()
+    yield found
+    drop_roles(database_url, list(found.values()))
+
+
+@pytest.fixture
+def least_privilege(environ: dict[str, str], database_url: URL) -> Iterator[dict[str, str]]:
+    """The test's database as production runs it: DATABASE_URL the application role, migrations the owner.
+
+    The roles are the test's own (``tests.roles``), made by ``atsboost-db roles --apply``'s function.
+    """
+    from tests.roles import least_privilege as setup
+
+    with setup(environ, database_url) as env:
+        yield env
+
+
+@pytest.fixture
 def make_settings(environ: dict[str, str]) -> Callable[..., Settings]:
     """Build settings from the test environment plus overrides (variable=value)."""
 

@@ -29,6 +29,8 @@ RUNS = [
     ["init"],
     ["health"],
     ["health", "--json"],
+    ["roles"],
+    ["roles", "--apply", "--json"],
     ["--debug", "migrate", "downgrade", "nosuchrevision"],
     ["--debug", "migrate", "create", "x"],
     ["--debug", "seed", "--plans", "/nonexistent.toml"],
@@ -36,13 +38,15 @@ RUNS = [
 
 
 @pytest.mark.parametrize("place", PLACES)
-def test_planted_secrets_appear_in_no_output(place, invoke, database_url, unused_tcp_port, make_engine):
+def test_planted_secrets_appear_in_no_output(
+    place, invoke, database_url, unused_tcp_port, make_engine, role_settings
+):
     secret, plant = PLACES[place]
     url = plant(database_url, secret).render_as_string(hide_password=False)
     env = {"ATSBOOST_ENV": "production", "DATABASE_DISABLE_SSL": "true", "MIGRATION_FORCE": "true"}
-    env |= {"DATABASE_URL": url, "ADMIN_INITIAL_PASSWORD": ADMIN}
+    env |= {"DATABASE_URL": url, "ADMIN_INITIAL_PASSWORD": ADMIN, **role_settings}
     seen = [invoke(*args, env=env) for args in RUNS]
-    assert [r.returncode for r in seen[:11]] == [0] * 11, [r.stderr for r in seen[:11]]
+    assert [r.returncode for r in seen[:13]] == [0] * 13, [r.stderr for r in seen[:13]]
     down = plant(database_url.set(host="127.0.0.1", port=unused_tcp_port, query={}), secret)
     env["DATABASE_URL"] = down.render_as_string(hide_password=False)
     seen += [invoke("--debug", "config", "--connect", env=env), invoke("migrate", env=env)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -33,3 +35,21 @@ def _snapshot(folder: Path) -> Path:
     skip = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "bench-results")
     shutil.copytree(REPO, folder, ignore=skip)
     return folder
+
+
+def shell(
+    installed: Path, folder: Path, environ: dict[str, str]
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Return ``run(*args, cwd=folder, **variables)``: a command of the installed package, as a team runs it.
+
+    Only the installed venv's bin and the system's are on PATH; ``variables`` add to ``environ``.
+    """
+    base = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG", "TMPDIR")}
+    env = {**base, **environ, "PATH": f"{installed}:/usr/bin:/bin"}
+
+    def run(*args: str, cwd: Path = folder, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args, cwd=cwd, env={**env, **extra}, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    return run

@@ -6,10 +6,10 @@ faster than ``alembic --help``.
 
 from __future__ import annotations
 
-from atsboost.cli import data, health, metrics, migrate
+from atsboost.cli import data, health, metrics, migrate, roles
 from atsboost.cli.root import cli
 
-for command in (migrate.migrate, data.seed, data.init, health.health, metrics.metrics):
+for command in (migrate.migrate, data.seed, data.init, health.health, metrics.metrics, roles.roles):
     cli.add_command(command)
 
 __all__ = ["cli", "main"]

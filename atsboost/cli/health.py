@@ -87,13 +87,15 @@ def health(
     **limits: float | None,
 ) -> None:
     """Report on the database: connection, size, tables, connections, long queries, blocking, indexes."""
+    from atsboost.config.environment import Environment
     from atsboost.health import evaluate, overall, report_for, summary
     from atsboost.health.checks import EXIT_CODES
     from atsboost.health.render import render
 
     settings = invocation.settings
     long_query = long_query_seconds or settings.runtime.long_query_seconds
-    thresholds = _thresholds(long_query, limits)
+    production = settings.environment is Environment.PRODUCTION
+    thresholds = _thresholds(long_query, limits, production=production)
     status = _migration_status(invocation)
     result = report_for(settings, long_query_seconds=long_query, migration_status=status)
     checks = evaluate(result, thresholds)
@@ -126,11 +128,13 @@ class Unreachable(click.ClickException):
     exit_code = 2
 
 
-def _thresholds(long_query: float, limits: dict[str, float | None]) -> Thresholds:
+def _thresholds(long_query: float, limits: dict[str, float | None], *, production: bool) -> Thresholds:
     from atsboost.health.checks import Thresholds
 
     given: dict[str, Any] = {_LIMITS[o][0]: v / _LIMITS[o][1] for o, v in limits.items() if v is not None}
-    thresholds = dataclasses.replace(Thresholds(long_query_warning=long_query), **given)
+    thresholds = dataclasses.replace(
+        Thresholds.for_environment(production=production, long_query_warning=long_query), **given
+    )
     for warning, critical in _PAIRS:
         (field, scale, _), critical_field = _LIMITS[warning], _LIMITS[critical][0]
         warn, crit = getattr(thresholds, field), getattr(thresholds, critical_field)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from atsboost.cli.base import Group, Invocation, configure_logging, json_option, pass_invocation, plans_option
 
 if TYPE_CHECKING:
+    import psycopg
+    from sqlalchemy.engine import Engine
+
     from atsboost.config.settings import Settings
 
 
@@ -54,12 +57,28 @@ def config(invocation: Invocation, *, as_json: bool, connect: bool) -> None:
         try:
             described["database_url"] = engine_url(engine).render_as_string(hide_password=True)
             described["server"] = vars(server_info(engine))
+            described["role"] = _role(engine, settings)
         finally:
             engine.dispose()
         if settings.replicas.urls:
             described["replicas"]["nodes"] = _replica_nodes(settings)
         described["hosts"] = hosts(settings)
     click.echo(json.dumps(described, indent=2) if as_json else render.render(described))
+
+
+def _role(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """Describe the role the application connects as, with the health report's verdicts on it."""
+    import dataclasses
+
+    from atsboost.config.environment import Environment
+    from atsboost.health.checks import Thresholds, role_checks
+    from atsboost.runtime import privileges
+
+    with engine.connect() as conn:
+        driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+        role: Any = privileges.connected_role(privileges.rows_of(driver))
+    limits = Thresholds.for_environment(production=settings.environment is Environment.PRODUCTION)
+    return {**role, "checks": [dataclasses.asdict(check) for check in role_checks(role, limits)]}
 
 
 def _replica_nodes(settings: Settings) -> list[dict[str, object]]:

@@ -78,11 +78,15 @@ def render(d: dict[str, Any]) -> str:
                 f"{'SSL' if s['ssl'] else 'no SSL'}, connected in {s['latency_ms']} ms",
             )
         )
+    if "role" in d:
+        rows.append(("role", _role(d["role"])))
     if d.get("hosts"):
         rows.append(("hosts", _hosts(d["hosts"])))
     rows.append(("connections", _arithmetic(d)))
     lines = [f"{name:<18} {value}" for name, value in rows]
     lines += [f"WARNING: {warning}" for warning in d["warnings"]]
+    verdicts = d["role"]["checks"] if "role" in d else []
+    lines += [f"{c['status'].upper()}: {c['name']}: {c['message']}" for c in verdicts if c["status"] != "ok"]
     return "\n".join(lines)
 
 
@@ -104,6 +108,18 @@ def _replicas(replicas: dict[str, Any]) -> str:
         state = node["problem"] or f"{node['role']}, replay lag {node['replay_lag_seconds']:.1f} s"
         text += f"\n{'':<18} {node['url']}: {state}"
     return text
+
+
+def _role(role: dict[str, Any]) -> str:
+    """Return the role the application connects as: its attributes, what it owns, what it lacks."""
+    powers = ("superuser", "createrole", "bypassrls", "createdb", "replication")
+    held = (
+        ", ".join(p.upper() if p != "superuser" else p for p in powers if role[p])
+        or "no attribute beyond LOGIN"
+    )
+    owns = f"owns {len(role['owns'])} table(s) it uses" if role["owns"] else "owns no table it uses"
+    lacks = f"lacks privileges on {len(role['missing'])} object(s)" if role["missing"] else "lacks nothing"
+    return f"{role['name']}: {held}; {owns}; {lacks}"
 
 
 def _hosts(hosts: list[dict[str, Any]]) -> str:

@@ -25,6 +25,8 @@ from atsboost.config.parameters import Parameter, connection_parameters, default
 from atsboost.config.project import find_project
 from atsboost.config.replicas import ReplicaSettings as ReplicaSettings
 from atsboost.config.replicas import read_replica_settings
+from atsboost.config.roles import RoleNames as RoleNames
+from atsboost.config.roles import read_role_names
 from atsboost.config.runtime import RuntimeSettings as RuntimeSettings
 from atsboost.config.runtime import read_runtime_settings
 from atsboost.config.seed import DEFAULT_ADMIN_PASSWORD as DEFAULT_ADMIN_PASSWORD
@@ -80,6 +82,7 @@ class Settings:
     # Secret libpq options from DATABASE_URL's query (sslpassword, ...): never printed.
     connect_secrets: dict[str, str] = field(default_factory=dict, repr=False)
     replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
+    roles: RoleNames = field(default_factory=RoleNames)
 
     @property
     def embedded(self) -> bool:
@@ -168,6 +171,7 @@ def load_settings(
         runtime=read_runtime_settings(env, environment),
         warnings=tuple(warnings),
         replicas=read_replica_settings(env),
+        roles=read_role_names(env),
     )
     _refuse_pooler_options(settings)
     for warning in settings.warnings:
@@ -213,7 +217,7 @@ def _database_url(env: EnvironmentVariables, environment: Environment) -> Databa
 
 
 def _migration_url(env: EnvironmentVariables) -> ConnectionURL | None:
-    """DATABASE_MIGRATION_URL: a direct connection for migrations when a pooler is in front."""
+    """DATABASE_MIGRATION_URL: migrations' connection, as the schema's owner, and direct past a pooler."""
     raw = env.text("DATABASE_MIGRATION_URL")
     return None if raw is None else parse_database_url(raw, "DATABASE_MIGRATION_URL").url
 

@@ -7,8 +7,10 @@ line and exits 0 (OK), 1 (WARNING) or 2 (CRITICAL), as Nagios-style monitors exp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from atsboost.health.model import HealthReport
+from atsboost.health.records import Role
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2}
@@ -33,6 +35,14 @@ class Thresholds:
     replication_lag_warning: float = 30.0
     replication_lag_critical: float = 300.0
     slot_retained_critical: int = 10 * 2**30  # an inactive slot is a WARNING; keeping this much is CRITICAL
+    superuser: str = (
+        WARNING  # an application connected as a superuser: CRITICAL in production (for_environment)
+    )
+
+    @classmethod
+    def for_environment(cls, *, production: bool, **given: Any) -> Thresholds:
+        """Return the thresholds of an environment: production's superuser connection is CRITICAL."""
+        return cls(superuser=CRITICAL if production else WARNING, **given)
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ def evaluate(report: HealthReport, limits: Thresholds) -> list[Check]:
         *_queries(report, limits),
         *_storage(report, limits),
         *_replication(report, limits),
+        *role_checks(report.role, limits),
     ]
 
 
@@ -167,6 +178,44 @@ def _replication(report: HealthReport, limits: Thresholds) -> list[Check]:
             name = f"replication slot {slot['slot_name']}"
             found.append(_rising(name, retained, 0, limits.slot_retained_critical, message))
     return found
+
+
+def role_checks(role: Role | None, limits: Thresholds) -> list[Check]:
+    """Judge the connected role: a superuser, powers beyond rows, tables it owns, privileges it lacks."""
+    if role is None:
+        return []
+    name = role["name"]
+    if role["superuser"]:
+        message = (
+            f"{name} is a superuser: the application can drop any table and read every database; "
+            "connect it as a role that changes rows only (`atsboost-db roles`, docs/deployment.md)"
+        )
+        return [Check("role", limits.superuser, message)]
+    powers = [f"can {what}" for flag, what in _POWERS if role[flag]]  # type: ignore[literal-required]
+    if role["owns"]:
+        owned = ", ".join(role["owns"][:5]) + (", ..." if len(role["owns"]) > 5 else "")
+        powers.append(
+            f"owns {len(role['owns'])} table(s) it uses ({owned}), so it can DROP and ALTER them; keep this "
+            "role for migrations (DATABASE_MIGRATION_URL) and connect the application as one that changes "
+            "rows only (`atsboost-db roles`)"
+        )
+    checks = [
+        Check("role", WARNING if powers else OK, f"{name}: " + ("; ".join(powers) or "changes rows only"))
+    ]
+    if role["missing"]:
+        grants = "; ".join(
+            f"{g['object']} lacks {', '.join(g['missing'])}: {g['grant']}" for g in role["missing"]
+        )
+        checks.append(Check("privileges", WARNING, f"{name}: {grants}"))
+    return checks
+
+
+_POWERS = (
+    ("createrole", "create roles (CREATEROLE)"),
+    ("bypassrls", "bypass row-level security (BYPASSRLS)"),
+    ("createdb", "create databases (CREATEDB)"),
+    ("replication", "stream the whole server (REPLICATION)"),
+)
 
 
 def _hosts(report: HealthReport) -> list[Check]:

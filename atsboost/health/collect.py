@@ -16,12 +16,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
-from psycopg.rows import dict_row
 
 from atsboost.errors import first_line
 from atsboost.health import replication
 from atsboost.health import sql as q
 from atsboost.health.model import ConnectionInfo, HealthReport, Usage
+from atsboost.runtime import privileges
+from atsboost.runtime.privileges import Rows
 from atsboost.runtime.transaction_start import opens_own_transactions
 
 if TYPE_CHECKING:  # importing migrations would load more than the report needs
@@ -34,7 +35,6 @@ _QUERY_CANCELED = "57014"
 STATEMENT_TIMEOUT_SECONDS = 2.0
 """The bound on each of the report's queries; a section that exceeds it says so."""
 T = TypeVar("T")
-Rows = Callable[..., list[dict[str, Any]]]
 
 
 def unreachable(database: str, exc: BaseException, started: float) -> HealthReport:
@@ -97,15 +97,12 @@ def collect(
 
 def _querying(conn: psycopg.Connection[Any], *, savepoints: bool) -> Rows:
     """Return ``rows(sql, *params)``; a section that fails fails alone (a savepoint, or autocommit)."""
+    plain = privileges.rows_of(conn)
 
     def rows(sql: str, *params: Any) -> list[dict[str, Any]]:
         try:
-            with (
-                conn.transaction() if savepoints else contextlib.nullcontext(),
-                psycopg.RawCursor(conn, row_factory=dict_row) as cursor,
-            ):
-                cursor.execute(sql, params or None)  # RawCursor: $1 placeholders, so '%' in format() is text
-                return cursor.fetchall()
+            with conn.transaction() if savepoints else contextlib.nullcontext():
+                return plain(sql, *params)
         except psycopg.Error as exc:
             raise _SectionFailed(exc, _lock_holders(conn, exc)) from None
 
@@ -124,6 +121,11 @@ def _collect(rows: Rows, result: HealthReport, long_seconds: float, unused: int)
         _section("size", notes, lambda: _unlocked(rows, notes, q.LARGEST_TABLES, q.LARGEST_TABLES_ESTIMATED))
     )
     result.tables = records(_section("table statistics", notes, lambda: rows(q.TABLE_STATS)))
+    if _section("connections", notes, lambda: value(q.SEES_EVERY_SESSION)) is False:
+        notes.append(
+            "sessions: other roles' queries and states are hidden from this role, so long queries and "
+            "blocking show its own; grant it pg_read_all_stats, or run the report as a role that has it"
+        )
     result.usage = _section("connections", notes, lambda: _usage(rows, value))
     result.long_queries = records(_section("long queries", notes, lambda: rows(q.LONG_QUERIES, long_seconds)))
     result.blocking = records(_section("blocking", notes, lambda: rows(q.BLOCKING)))
@@ -138,6 +140,8 @@ def _collect(rows: Rows, result: HealthReport, long_seconds: float, unused: int)
     result.xid_age = _section("wraparound", notes, lambda: value(q.XID_AGE))
     result.sequences = records(_section("sequences", notes, lambda: rows(q.SEQUENCES)))
     result.replication = _section("replication", notes, lambda: replication.collect(rows))
+    role: Any = _section("role", notes, lambda: privileges.connected_role(rows))
+    result.role = role  # the schema's Role record (health.records), held to it by test_collect
     installed = _section("slow queries", notes, lambda: value(q.HAS_STATEMENTS))
     if installed:
         found = _section("slow queries", notes, lambda: rows(q.STATEMENTS))

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from atsboost.health.checks import EXIT_CODES, Check, overall
 from atsboost.health.model import HealthReport
-from atsboost.health.records import Replication
+from atsboost.health.records import Replication, Role
 
 try:  # the optional extra; say how to install it
     from prometheus_client import CollectorRegistry, generate_latest
@@ -46,6 +46,7 @@ class _ReportCollector(Collector):
         yield from _connections(report)
         yield from _activity(report)
         yield from _replication(report.replication)
+        yield from _role(report.role)
         yield from _verdicts(self.checks)
         yield _single("atsboost_health_report_seconds", "Time the report took.", report.seconds)
 
@@ -143,6 +144,30 @@ def _replication(replication: Replication | None) -> Iterator[Metric]:
         retained.add_metric([slot["slot_name"]], slot["retained_bytes"] or 0)
         active.add_metric([slot["slot_name"]], 1 if slot["active"] else 0)
     yield from (behind, lag, retained, active)
+
+
+def _role(role: Role | None) -> Iterator[Metric]:
+    """Yield the connected role's attributes (1: it has it), the tables it owns, the privileges it lacks."""
+    if role is None:
+        return
+    attribute = GaugeMetricFamily(
+        "atsboost_health_role_attribute",
+        "1 if the connected role has the attribute (superuser, createrole, bypassrls, ...).",
+        labels=["role", "attribute"],
+    )
+    for name in ("superuser", "createrole", "bypassrls", "createdb", "replication"):
+        attribute.add_metric([role["name"], name], 1 if role[name] else 0)
+    yield attribute
+    owned = len(role["owns"])
+    yield _single("atsboost_health_role_owned_tables", "Tables the connected role owns and uses.", owned)
+    missing = GaugeMetricFamily(
+        "atsboost_health_role_missing_privileges",
+        "Privileges the connected role lacks on an object it uses.",
+        labels=["object"],
+    )
+    for gap in role["missing"]:
+        missing.add_metric([gap["object"]], len(gap["missing"]))
+    yield missing
 
 
 def _verdicts(checks: list[Check]) -> Iterator[Metric]:

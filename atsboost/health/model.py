@@ -12,6 +12,7 @@ from atsboost.health.records import (
     InvalidIndex,
     LongQuery,
     Replication,
+    Role,
     SequenceUse,
     StatementStats,
     TableSize,
@@ -19,7 +20,7 @@ from atsboost.health.records import (
     UnusedIndex,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass
@@ -79,6 +80,7 @@ class HealthReport:
     statements: list[StatementStats] | None = None
     replication: Replication | None = None
     hosts: list[Host] = field(default_factory=list)
+    role: Role | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

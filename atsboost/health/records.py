@@ -140,3 +140,25 @@ class Host(TypedDict):
     role: str  # primary, standby, unreachable
     timeline: int | None
     error: str | None
+
+
+class PrivilegeGap(TypedDict):
+    """A privilege the connected role lacks on a schema, table or sequence it uses, and its GRANT."""
+
+    object: str
+    kind: str  # schema, table, sequence
+    missing: list[str]
+    grant: str
+
+
+class Role(TypedDict):
+    """The role the report connected as: what it may do beyond changing rows, and what it cannot."""
+
+    name: str
+    superuser: bool
+    createrole: bool
+    createdb: bool
+    bypassrls: bool
+    replication: bool
+    owns: list[str]  # tables it owns, or may act as owner of
+    missing: list[PrivilegeGap]

@@ -17,6 +17,7 @@ def render(report: HealthReport, checks: list[Check], *, long_query_seconds: flo
         return f"CONNECTION\n  unreachable: {report.connection.error}{hosts}\n\n{summary(checks)}"
     parts = [
         _connection(report),
+        _role(report),
         _hosts(report),
         _size(report),
         _tables(report),
@@ -45,6 +46,26 @@ def _connection(r: HealthReport) -> str:
     if c.pending_revisions is not None:
         revision += f" (head {', '.join(c.head)}, {c.pending_revisions} pending)"
     lines.append(f"  revision       {revision}")
+    return "\n".join(lines)
+
+
+def _role(r: HealthReport) -> str:
+    """Return the role connected as: its attributes, what it owns, what it lacks (each with its GRANT)."""
+    role = r.role
+    if role is None:
+        return ""
+    flags = {
+        "superuser": role["superuser"],
+        "CREATEROLE": role["createrole"],
+        "BYPASSRLS": role["bypassrls"],
+        "CREATEDB": role["createdb"],
+        "REPLICATION": role["replication"],
+    }
+    attributes = ", ".join(f"{flag} {'yes' if on else 'no'}" for flag, on in flags.items())
+    lines = [f"ROLE             {role['name']}", f"  attributes     {attributes}"]
+    lines.append(f"  owns           {', '.join(role['owns']) or 'no table it uses'}")
+    lacks = [f"{g['object']}: {', '.join(g['missing'])} ({g['grant']})" for g in role["missing"]]
+    lines.append("  lacks          " + (f"\n{'':<17}".join(lacks) or "nothing on the tables it uses"))
     return "\n".join(lines)
 
 

@@ -205,6 +205,8 @@ FROM pg_sequences WHERE last_value IS NOT NULL AND increment_by > 0
 ORDER BY used DESC LIMIT 10
 """
 
+SEES_EVERY_SESSION = "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')"
+
 HAS_STATEMENTS = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')"
 
 STATEMENTS = """

@@ -55,3 +55,4 @@ class MigrationResult:
     applied: list[AppliedRevision] = field(default_factory=list)
     dry_run: bool = False
     seconds: float = 0.0
+    unusable: list[str] = field(default_factory=list)  # what the application's role cannot use now

@@ -31,6 +31,9 @@ MALFORMED = [
     ("DATABASE_HEALTH_MONITOR", "10"),
     ("ATSBOOST_ENV", "staging"),
     ("DATABASE_POOL_MODE", "statement"),
+    *[("DATABASE_APP_ROLE", v) for v in ("App", "my app", "pg_app", "1app", "a" * 64, 'x"; DROP ROLE y')],
+    ("DATABASE_OWNER_ROLE", "atsboost_app"),  # the application's default: three roles, three names
+    ("DATABASE_READONLY_ROLE", "Robert'); --"),
     ("DATABASE_APPLICATION_NAME", "x" * 64),
     ("DATABASE_APPLICATION_NAME", "naïve"),
     *[("ADMIN_EMAIL", v) for v in ("admin", "a" * 300 + "@x.io", "admin@localhost", "a b@example.com")],

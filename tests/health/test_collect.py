@@ -196,13 +196,14 @@ def test_connection_section_and_migration_state(migrated, make_settings):
     assert (found.database_bytes or 0) > 0 and (found.xid_age or 0) > 0
 
 
-def test_json_output_validates_against_the_documented_schema(invoke, environ):
-    assert invoke("migrate", env=environ).returncode == 0
-    result = invoke("health", "--json", env=environ)
+def test_json_output_validates_against_the_documented_schema(invoke, least_privilege):
+    assert invoke("migrate", env=least_privilege).returncode == 0
+    result = invoke("health", "--json", env=least_privilege)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     jsonschema.validate(data, SCHEMA)
     assert data["status"] == "ok" and data["connection"]["pending_revisions"] == 0
+    assert data["role"]["name"] == least_privilege["DATABASE_APP_ROLE"]
 
 
 def test_the_schema_rejects_what_it_should():
@@ -210,12 +211,13 @@ def test_the_schema_rejects_what_it_should():
         jsonschema.validate({"schema_version": 3}, SCHEMA)
 
 
-def test_check_exit_codes_follow_the_thresholds(invoke, environ, make_engine):
+def test_check_exit_codes_follow_the_thresholds(invoke, least_privilege, make_engine):
+    environ = least_privilege
     assert invoke("migrate", env=environ).returncode == 0
     ok = invoke("health", "--check", env=environ)
     assert ok.returncode == 0, ok.stdout
     assert ok.stdout.startswith("DATABASE OK - ")
-    idle = make_engine(DATABASE_APPLICATION_NAME="someone-idle")
+    idle = make_engine(DATABASE_APPLICATION_NAME="someone-idle", DATABASE_URL=environ["DATABASE_URL"])
     with idle.connect() as conn:
         conn.execute(text("SELECT 1"))
         time.sleep(1.2)
@@ -293,8 +295,10 @@ def test_the_report_runs_as_a_plain_role(migrated, pg_server, database_url):
             conn.execute(text(f"DROP ROLE {role}"))
 
 
-def test_check_honours_database_long_query_seconds(invoke, environ, other):
+def test_check_honours_database_long_query_seconds(invoke, least_privilege, make_engine):
+    environ = least_privilege
     assert invoke("migrate", env=environ).returncode == 0
+    other = make_engine(DATABASE_URL=environ["DATABASE_URL"])  # a role sees its own sessions' queries
 
     def sleep():
         with other.connect() as conn:

@@ -57,3 +57,10 @@ def test_the_report_types_every_section_with_its_record():
         hint = hints[section]
         listed = typing.get_args(hint)[0] if typing.get_origin(hint) is not list else hint  # X | None
         assert typing.get_args(listed) == (record,), section
+
+
+def test_the_role_records_are_the_schema_s():
+    role = SCHEMA["properties"]["role"]
+    assert fields(records.Role) == schema_fields(role)
+    assert fields(records.PrivilegeGap) == schema_fields(role["properties"]["missing"]["items"])
+    assert typing.get_args(typing.get_type_hints(HealthReport)["role"]) == (records.Role, type(None))
