@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
 from atsboost.config.settings import Settings
-from atsboost.runtime import embedded, pipeline, standby
+from atsboost.runtime import embedded, standby, transaction_start
 from atsboost.runtime.diagnosis import database_error
 from atsboost.runtime.libpq import connect_args, side_args
 from atsboost.runtime.pool.metrics import pool_name
@@ -72,27 +72,30 @@ def create_engine(settings: Settings) -> Engine:
     options = engine_options(settings)
     options["metrics_name"] = pool_name(url) if settings.runtime.metrics else None
     if settings.runtime.pipeline_begin:
-        url = pipeline_begin(url, options)
+        url = pipeline_begin(url, options, settings)
     engine = sqlalchemy.create_engine(url, **options)
     attach_listeners(engine, settings)
     log_engine("engine", url, settings)
     return engine
 
 
-def pipeline_begin(url: URL, options: EngineOptions) -> URL:
+def pipeline_begin(url: URL, options: EngineOptions, settings: Settings) -> URL:
     """Send each transaction's BEGIN with its first statement (``runtime.pipeline``).
 
     The transaction pooler's ``SET LOCAL`` goes in the same pipeline, in place of the
     cursor that would send it with psycopg's own BEGIN.
     """
-    cursor = options["connect_args"].pop("cursor_factory", None)
-    setup = getattr(cursor, "transaction_setup", None)
-    options["transaction_setup"] = (setup,) if setup else ()
+    from atsboost.runtime import pipeline  # loaded (and its dialect registered) only when asked for
+
+    options["connect_args"].pop("cursor_factory", None)
+    options["transaction_setup"] = transaction_start.pooler_setup(settings)
     return pipeline.pipelined(url)
 
 
 def engine_url(engine: Engine) -> URL:
     """Return the URL an engine was built for, as configured (``pipeline.configured``)."""
+    from atsboost.runtime import pipeline
+
     return pipeline.configured(engine.url)
 
 

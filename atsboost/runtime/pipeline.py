@@ -71,7 +71,7 @@ def _state(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> _Sta
 def _take(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> tuple[str, ...]:
     """Return the commands to send before the next statement, and forget them.
 
-    None when the server already has a transaction open (psycopg's ``transaction()``
+    Nothing (an empty tuple) when the server already has a transaction open (psycopg's ``transaction()``
     on the same connection sent its own BEGIN).
     """
     state = _state(conn)
@@ -271,6 +271,11 @@ class _Transactions:
         {PIPELINE_COMMIT: _PipelineCommit()}
     )
 
+    def __init__(self, transaction_setup: tuple[str, ...] = (), **kwargs: Any) -> None:
+        """``transaction_setup``: statements every transaction starts with (``SET LOCAL ...``)."""
+        super().__init__(**kwargs)
+        self.transaction_setup = tuple(transaction_setup)
+
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         """Connect in autocommit mode: psycopg then never sends a BEGIN of its own."""
         cursor, server_cursor = self.cursors
@@ -334,11 +339,6 @@ class PipelinedDialect(_Transactions, PGDialect_psycopg):
 
     supports_statement_cache = True  # SQLAlchemy reads this from the class's own namespace
 
-    def __init__(self, transaction_setup: tuple[str, ...] = (), **kwargs: Any) -> None:
-        """``transaction_setup``: statements every transaction starts with (``SET LOCAL ...``)."""
-        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
-        self.transaction_setup = tuple(transaction_setup)
-
     @classmethod
     def get_async_dialect_cls(cls, url: URL) -> Any:
         """``create_async_engine`` on this URL gets the asyncio twin."""
@@ -350,11 +350,6 @@ class AsyncPipelinedDialect(_Transactions, PGDialectAsync_psycopg):
 
     supports_statement_cache = True
     cursors = (AsyncPipelinedCursor, AsyncPipelinedServerCursor)
-
-    def __init__(self, transaction_setup: tuple[str, ...] = (), **kwargs: Any) -> None:
-        """``transaction_setup``: statements every transaction starts with (``SET LOCAL ...``)."""
-        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
-        self.transaction_setup = tuple(transaction_setup)
 
 
 registry.register(f"postgresql.{DRIVER}", __name__, "PipelinedDialect")

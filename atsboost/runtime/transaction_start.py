@@ -23,10 +23,29 @@ event loop, so nothing blocks.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import pq
+
+if TYPE_CHECKING:
+    from atsboost.config.settings import Settings
+
+
+def pooler_setup(settings: Settings) -> tuple[str, ...]:
+    """Return what each transaction starts with behind a transaction pooler: the statement timeout.
+
+    The cursors below send it with psycopg's BEGIN; ``runtime.pipeline`` with its own.
+    """
+    timeout = settings.statement_timeout_ms
+    if settings.pool.mode != "transaction" or timeout is None:
+        return ()
+    return (statement_timeout_command(timeout),)
+
+
+def statement_timeout_command(milliseconds: int) -> str:
+    """Return the ``SET LOCAL`` that bounds a transaction's statements behind a transaction pooler."""
+    return f"SET LOCAL statement_timeout = {int(milliseconds)}"
 
 
 def statement_timeout_cursor(milliseconds: int) -> type[psycopg.Cursor[Any]]:
@@ -37,11 +56,9 @@ def statement_timeout_cursor(milliseconds: int) -> type[psycopg.Cursor[Any]]:
     engine listener puts every Connection on SQLAlchemy's slower event path (about 90
     more Python calls a transaction).
     """
-    command = f"SET LOCAL statement_timeout = {int(milliseconds)}"
+    command = statement_timeout_command(milliseconds)
 
     class StatementTimeoutCursor(psycopg.Cursor[Any]):
-        transaction_setup = command  # what runtime.pipeline sends instead, with BEGIN
-
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             begin(self.connection, command)
             return super().execute(*args, **kwargs)
@@ -55,11 +72,9 @@ def statement_timeout_cursor(milliseconds: int) -> type[psycopg.Cursor[Any]]:
 
 def async_statement_timeout_cursor(milliseconds: int) -> type[psycopg.AsyncCursor[Any]]:
     """Return the same cursor class for psycopg's ``AsyncConnection`` (SQLAlchemy's asyncio engine)."""
-    command = f"SET LOCAL statement_timeout = {int(milliseconds)}"
+    command = statement_timeout_command(milliseconds)
 
     class AsyncStatementTimeoutCursor(psycopg.AsyncCursor[Any]):
-        transaction_setup = command
-
         async def execute(self, *args: Any, **kwargs: Any) -> Any:
             await begin_async(self.connection, command)
             return await super().execute(*args, **kwargs)

@@ -45,7 +45,7 @@ def create_async_engine(settings: Settings) -> AsyncEngine:
     options["connect_args"] = connect_args(settings, asynchronous=True)
     options["metrics_name"] = pool_name(url, asynchronous=True) if settings.runtime.metrics else None
     if settings.runtime.pipeline_begin:
-        url = pipeline_begin(url, options)
+        url = pipeline_begin(url, options, settings)
     engine = sqlalchemy_async_engine(url, **options)
     attach_listeners(engine.sync_engine, settings)
     log_engine("async engine", url, settings)
