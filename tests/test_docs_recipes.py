@@ -24,7 +24,7 @@ APP = "atsboost-recipe"
 PACKAGES = ("uvicorn", "gunicorn")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, though other modules' tests come between
 def wheel_bin(tmp_path_factory):
     """A new virtualenv with atsboost's wheel, the extras the recipes name, uvicorn and gunicorn."""
     folder = tmp_path_factory.mktemp("recipes-wheel")

@@ -67,7 +67,7 @@ def upgrade() -> None:
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def installed(tmp_path_factory):
     return install_wheel(tmp_path_factory.mktemp("wheel"), extras="asyncio")
 

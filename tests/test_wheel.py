@@ -34,7 +34,7 @@ class Resume(Timestamps, Base):
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, though other modules' tests come between
 def installed(tmp_path_factory):
     """A fresh virtualenv, outside the checkout, with atsboost installed from a freshly built wheel."""
     return install_wheel(tmp_path_factory.mktemp("wheel"))

@@ -137,7 +137,7 @@ def downgrade():
 '''
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker, though other modules' tests come between
 def bin_folder(tmp_path_factory):
     return install_wheel(
         tmp_path_factory.mktemp("plugin-wheel"), extras="embedded,asyncio", packages=PACKAGES
