@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ if TYPE_CHECKING:  # run as a script (.ci/run) before any environment holds SQLA
 REPO = Path(__file__).resolve().parent.parent
 # Set by .ci/run so that both of its suite runs share one environment; else each session builds one.
 PYTHON_VARIABLE = "ATSBOOST_TEST_HISTORIES_PYTHON"
+# .ci/run builds it in the background while atsboost installs: this file is there until it is done.
+BUILDING, FAILED = ".building", ".failed"
+BUILD_SECONDS = 900
 Result = subprocess.CompletedProcess[str]
 PACKAGES = ("mlflow-skinny==3.17.2", "prefect==3.9.1")
 
@@ -56,15 +60,42 @@ def build_environment(directory: Path) -> Path:
     """Create the histories' virtual environment in ``directory``; return its python."""
     venv.EnvBuilder(with_pip=True).create(directory)
     python = directory / "bin" / "python"
-    command = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO), *PACKAGES]
+    from tests.wheel import snapshot  # .ci/run builds this beside `pip install -e .`, in the same tree
+
+    source = snapshot(directory / "source")
+    command = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        str(source),
+        *PACKAGES,
+    ]
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=900)
     return python
 
 
 def environment_python(directory: Path) -> Path:
-    """The python of the environment CI built, else a new one in ``directory``."""
+    """The python of the environment CI built (once its build is done), else a new one in ``directory``."""
     given = os.environ.get(PYTHON_VARIABLE)
-    return Path(given) if given else build_environment(directory)
+    return built(Path(given)) if given else build_environment(directory)
+
+
+def built(python: Path) -> Path:
+    """Wait, at most BUILD_SECONDS, for a background build of ``python``'s environment to end."""
+    root = python.parent.parent
+    deadline = time.monotonic() + BUILD_SECONDS
+    while (root / BUILDING).exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if (root / FAILED).exists():
+        raise RuntimeError(f"the histories' environment could not be built: {(root / FAILED).read_text()}")
+    if (root / BUILDING).exists():
+        raise TimeoutError(
+            f"the histories' environment in {root} was still being built after {BUILD_SECONDS} s"
+        )
+    return python
 
 
 def versions_folder(python: Path, history: History) -> Path:
@@ -135,5 +166,17 @@ def run(
     )
 
 
-if __name__ == "__main__":  # .ci/run: python3 tests/histories.py DIR prints the environment's python
-    print(build_environment(Path(sys.argv[1])))
+if __name__ == "__main__":  # .ci/run: python3 tests/histories.py DIR builds it there, in the background
+    sys.path.insert(0, str(REPO))  # for tests.wheel
+    folder = Path(sys.argv[1])
+    (folder / BUILDING).touch()
+    try:
+        print(build_environment(folder))
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        (folder / FAILED).write_text(
+            str(detail).strip().splitlines()[-1] if str(detail).strip() else repr(exc)
+        )
+        raise
+    finally:
+        (folder / BUILDING).unlink(missing_ok=True)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import REPO
+REPO = Path(__file__).resolve().parent.parent  # no test helper imported: tests/histories.py runs bare
 
 
 def install_wheel(root: Path, *, extras: str = "", packages: tuple[str, ...] = ()) -> Path:
@@ -17,7 +17,7 @@ def install_wheel(root: Path, *, extras: str = "", packages: tuple[str, ...] = (
 
     Return the venv's bin folder. Nothing of the checkout is on the venv's path.
     """
-    source = _snapshot(root / "source")
+    source = snapshot(root / "source")
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(source)]
     subprocess.run(build, check=True, capture_output=True, timeout=300)
     [wheel] = (root / "dist").glob("atsboost-*.whl")
@@ -29,9 +29,9 @@ def install_wheel(root: Path, *, extras: str = "", packages: tuple[str, ...] = (
     return venv / "bin"
 
 
-def _snapshot(folder: Path) -> Path:
+def snapshot(folder: Path) -> Path:
     """Copy the checkout's sources to ``folder``: setuptools builds in the source tree
-    (``build/``, ``*.egg-info``), so two workers building from the checkout at once race."""
+    (``build/``, ``*.egg-info``), so two builds from the checkout at once race."""
     skip = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "bench-results")
     shutil.copytree(REPO, folder, ignore=skip)
     return folder
