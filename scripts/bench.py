@@ -24,6 +24,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -95,7 +96,7 @@ CASES = (
 
 def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
     runs = {
-        "overhead": lambda: overhead.run(url, iterations=200 if quick else 250, rounds=2 if quick else 60),
+        "overhead": lambda: overhead.run(url, iterations=50 if quick else 250, rounds=2 if quick else 60),
         "latency": lambda: latency.run(
             url,
             iterations=20 if quick else 200,
@@ -104,22 +105,24 @@ def _run_all(url: str, *, quick: bool, cases: tuple[str, ...]) -> list[Row]:
         ),
         "contention": lambda: contention.run(url, seconds=0.5 if quick else 3.0, rounds=1 if quick else 5),
         "asyncio-overhead": lambda: aio_overhead.run(
-            url, iterations=200 if quick else 250, rounds=2 if quick else 40
+            url, iterations=50 if quick else 250, rounds=2 if quick else 40
         ),
         "asyncio-contention": lambda: aio_contention.run(
             url, seconds=0.5 if quick else 5.0, rounds=1 if quick else 5
         ),
         "recovery": lambda: recovery.run(before=0.5 if quick else 1.0, after=1.5 if quick else 3.0),
-        "start-up": lambda: commands.startup(url, rounds=2 if quick else 11),
+        "start-up": lambda: commands.startup(url, rounds=1 if quick else 11),
         "migrations": lambda: commands.migrations(url, rounds=1 if quick else 7),
         "history": lambda: histories.run(url, rounds=1 if quick else 7, quick=quick),
         "health": lambda: health.run(url, tables=200 if quick else 20000, repeats=3 if quick else 11),
-        "testing": lambda: testing.run(url, tests=20 if quick else 200, rounds=1 if quick else 11),
+        "testing": lambda: testing.run(url, tests=5 if quick else 200, rounds=1 if quick else 11),
     }
     rows: list[Row] = []
     for case in cases:
         print(f"running {case} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
         rows += runs[case]()
+        print(f"ran {case} in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     return rows
 
 
