@@ -37,6 +37,7 @@ from atsboost.config.settings import Settings, load_settings
 from atsboost.config.testing import TestSettings, read_test_settings
 from atsboost.runtime import embedded
 from atsboost.runtime.engine import create_engine
+from tests import histories
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,9 +72,14 @@ def pytest_configure(config: pytest.Config) -> None:
     pytest's default folder is shared by every run of the same user and keeps the
     last three: a second suite running at once would delete the first one's
     embedded server. xdist's workers get folders inside the one chosen here.
+    Before any test starts, a histories' environment .ci/run is still building is
+    waited for: the build would take the CPUs from the tests.
     """
     if config.option.basetemp is None and not hasattr(config, "workerinput"):
         config.option.basetemp = config.stash[_OWN_BASETEMP] = tempfile.mkdtemp(prefix="atsboost-tests-")
+    given = os.environ.get(histories.PYTHON_VARIABLE)
+    if given and not hasattr(config, "workerinput"):
+        histories.built(Path(given))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
