@@ -2,9 +2,12 @@
 
 import inspect
 
+import pytest
 from mypy import api as mypy_api
 
 from atsboost import aio, db
+
+pytestmark = pytest.mark.one_server  # no server at all
 
 # Each sync name and its asyncio twin where the names differ.
 TWINS = {"Database": "AsyncDatabase", "create_engine": "create_async_engine"}

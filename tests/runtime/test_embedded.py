@@ -2,8 +2,11 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 
 from atsboost.runtime import embedded
+
+pytestmark = pytest.mark.one_server  # the embedded server's own life, in both runs the same
 
 
 def postmaster_pid(directory):

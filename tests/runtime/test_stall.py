@@ -20,7 +20,7 @@ from atsboost.runtime.shutdown import shutdown_engine
 from tests.conftest import server_binaries, wait_until
 from tests.netns import isolated_server, unavailable_reason
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.one_server]  # the client's bounds, whatever the server
 
 STALL, CONNECT, BUDGET = 4, 3, 6
 BOUND = BUDGET + max(STALL, CONNECT)  # the longest a run_transaction call may take, documented
